@@ -1,0 +1,10 @@
+"""minidl: a small deep-learning framework with hand-written gradients, on NumPy or CuPy."""
+from . import backend
+from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
+from . import functional
+from .backend import manual_seed
+from .gradcheck import GradcheckError, gradcheck
+
+__version__ = "0.1.0"
+__all__ = ["Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "manual_seed",
+           "gradcheck", "GradcheckError", "backend", "functional", "__version__"]

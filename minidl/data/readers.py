@@ -1,0 +1,155 @@
+"""Readers for the canonical files of MNIST, CIFAR-10/100 and SVHN.
+
+Each returns `(images, labels)`: images float32 NCHW scaled to [0, 1],
+labels int64. Anything wrong with a file raises DataError naming it.
+"""
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .idx import read_idx
+from .matlab import read_mat
+
+IDX_LABELS, IDX_IMAGES = 2049, 2051
+
+
+def _to_float(images):
+    """uint8 pixels -> float32 in [0, 1]."""
+    return images.astype(np.float32) / np.float32(255)
+
+
+def read_mnist(images_path, labels_path):
+    """Read an MNIST-style pair of IDX files (ubyte images N x H x W, ubyte labels N)."""
+    images = read_idx(images_path, magic=IDX_IMAGES)
+    labels = read_idx(labels_path, magic=IDX_LABELS)
+    if len(images) != len(labels):
+        raise DataError(f"{images_path} holds {len(images)} images but {labels_path} "
+                        f"holds {len(labels)} labels")
+    return _to_float(images[:, None]), labels.astype(np.int64)
+
+
+# --- CIFAR ----------------------------------------------------------------------
+
+# CIFAR batches are pickles. Unpickling can run arbitrary code, so only the
+# globals needed to rebuild a NumPy array are allowed; dicts, lists, bytes, str
+# and int come from pickle opcodes, and these builtins are the only others.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("builtins", "dict"), ("builtins", "list"), ("builtins", "bytes"),
+    ("builtins", "str"), ("builtins", "int"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
+        if module == "numpy.core.multiarray":
+            # NumPy 2 renamed numpy.core to numpy._core; the old name only warns
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+def _unpickle(data, where):
+    try:
+        batch = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as e:  # a corrupt pickle can fail in many ways; all mean the same
+        raise DataError(f"{where}: not a CIFAR python batch ({type(e).__name__}: {e})") from e
+    if not isinstance(batch, dict):
+        raise DataError(f"{where}: expected a dict, found {type(batch).__name__}")
+    return batch
+
+
+# data set -> (folder inside the archive, train batches, test batches, label key)
+CIFAR_LAYOUT = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)],
+                ["test_batch"], b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+def read_cifar(path, dataset="cifar10", split="train"):
+    """Read CIFAR-10 or CIFAR-100 ("python version") from the .tar.gz or its extracted folder.
+
+    `path` is the archive (cifar-10-python.tar.gz, cifar-100-python.tar.gz) or
+    the folder it unpacks to (cifar-10-batches-py, cifar-100-python).
+    CIFAR-100 labels are the 100 fine labels.
+    """
+    folder, train, test, label_key = CIFAR_LAYOUT[dataset]
+    names = train if split == "train" else test
+    path = Path(path)
+    if path.is_dir():
+        raw = {}
+        for name in names:
+            member = path / name
+            if not member.is_file():
+                raise DataError(f"{path}: missing {name}; is this the {dataset} python version?")
+            raw[name] = member.read_bytes()
+    else:
+        raw = _read_tar(path, [f"{folder}/{name}" for name in names], dataset)
+    images, labels = [], []
+    for name, data in raw.items():
+        where = f"{path}:{name}"
+        batch = _unpickle(data, where)
+        for key in (b"data", label_key):
+            if key not in batch:
+                raise DataError(f"{where}: no {key!r} entry; found {sorted(batch)}")
+        x, y = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
+        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(y) != len(x):
+            raise DataError(f"{where}: expected uint8 data (N, 3072) and N labels, "
+                            f"found {x.dtype} {x.shape} and {len(y)} labels")
+        images.append(x.reshape(-1, 3, 32, 32))  # rows are R, G, B planes of 32 x 32
+        labels.append(y)
+    return _to_float(np.concatenate(images)), np.concatenate(labels).astype(np.int64)
+
+
+def _read_tar(path, members, dataset):
+    """The bytes of `members` of a .tar.gz archive, in that order."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            found = {}
+            for member in members:
+                try:
+                    f = tar.extractfile(member)
+                except KeyError:
+                    raise DataError(f"{path}: no member {member}; is this the {dataset} "
+                                    f"python version archive?") from None
+                found[member.rsplit("/", 1)[1]] = f.read()
+            return found
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"{path}: corrupt or truncated archive ({e})") from e
+
+
+# --- SVHN -----------------------------------------------------------------------
+
+def read_svhn(path):
+    """Read an SVHN format 2 file (train_32x32.mat, test_32x32.mat, extra_32x32.mat).
+
+    X is (32, 32, 3, N) uint8 and y (N, 1) with label 10 for the digit 0; the
+    result has labels 0-9. SciPy reads the file when installed, else the
+    built-in MATLAB 5 reader does.
+    """
+    try:
+        import scipy.io
+    except ImportError:
+        variables = read_mat(path)
+    else:
+        try:
+            variables = scipy.io.loadmat(path, variable_names=["X", "y"])
+        except Exception as e:  # SciPy raises many types for a bad file
+            raise DataError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from e
+    if "X" not in variables or "y" not in variables:
+        raise DataError(f"{path}: expected variables X and y, found {sorted(variables)}")
+    x, y = variables["X"], variables["y"]
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
+        raise DataError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), "
+                        f"found X {x.shape} and y {y.shape}")
+    images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> NCHW
+    return _to_float(images), y.reshape(-1).astype(np.int64) % 10

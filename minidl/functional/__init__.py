@@ -1,0 +1,47 @@
+"""Differentiable operations, each with a hand-written forward and backward.
+
+``import minidl.functional as F`` gives the PyTorch-like functional API.
+Importing this package also attaches the operators (``+``, ``@``, ``x.sum()``,
+``x[i]``, ...) to :class:`minidl.Tensor`, as Chainer does for its Variable: the
+autograd core stays free of any particular operation.
+"""
+from ..autograd import Tensor
+from .activation import log_softmax, relu, sigmoid, softmax, tanh
+from .math import (add, argmax, concatenate, div, eq, exp, ge, getitem, gt, le, log, lt,
+                   matmul, max, mean, mul, ne, neg, pow, reshape, stack, sqrt, sub, sum, to,
+                   transpose)
+
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt",
+           "sum", "mean", "max", "argmax", "reshape", "transpose", "getitem", "concatenate",
+           "stack", "to", "lt", "le", "gt", "ge", "eq", "ne",
+           "tanh", "sigmoid", "relu", "softmax", "log_softmax"]
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _install_tensor_methods():
+    methods = {
+        "__add__": add, "__radd__": _reflected(add),
+        "__sub__": sub, "__rsub__": _reflected(sub),
+        "__mul__": mul, "__rmul__": _reflected(mul),
+        "__truediv__": div, "__rtruediv__": _reflected(div),
+        "__pow__": pow, "__rpow__": _reflected(pow),
+        "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+        "__neg__": neg, "__getitem__": getitem,
+        "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge, "__eq__": eq, "__ne__": ne,
+        "sum": sum, "mean": mean, "max": max, "argmax": argmax,
+        "reshape": reshape, "transpose": transpose, "to": to,
+        "exp": exp, "log": log, "sqrt": sqrt, "tanh": tanh, "sigmoid": sigmoid, "relu": relu,
+        "softmax": softmax, "log_softmax": log_softmax,
+    }
+    for name, fn in methods.items():
+        setattr(Tensor, name, fn)
+    Tensor.T = property(lambda self: transpose(self))
+    Tensor.__hash__ = object.__hash__     # == is elementwise, identity stays the hash
+    Tensor.float = lambda self: to(self, dtype="float32")
+    Tensor.double = lambda self: to(self, dtype="float64")
+
+
+_install_tensor_methods()

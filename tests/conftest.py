@@ -1,0 +1,67 @@
+"""Test set-up: every test that takes ``device`` runs once per available backend.
+
+* ``numpy``: device "cpu", always.
+* ``fake_gpu``: device "cuda" backed by ``tests/fake_cupy.py``, always: it runs the
+  GPU code path on the host and fails on any mixing of host and device arrays.
+* ``cupy``: device "cuda" on a real GPU, skipped (with the reason) when CuPy or a
+  CUDA device is missing.
+"""
+import os
+import sys
+
+import numpy
+import pytest
+from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import fake_cupy  # noqa: E402
+import minidl  # noqa: E402
+from minidl import backend  # noqa: E402
+
+settings.register_profile("default", deadline=None, max_examples=25,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.register_profile("thorough", deadline=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+BACKENDS = ["numpy", "fake_gpu", "cupy"]
+
+
+def _use_backend(name):
+    if name == "numpy":
+        backend.set_gpu_module(None)
+        return "cpu"
+    if name == "fake_gpu":
+        backend.set_gpu_module(fake_cupy.fake_cupy)
+        fake_cupy.reset_transfers()
+        return "cuda"
+    backend.set_gpu_module(None)
+    if not backend.gpu_available():
+        pytest.skip(f"real-GPU backend not available: {backend.gpu_unavailable_reason()}")
+    return "cuda"
+
+
+@pytest.fixture(params=BACKENDS)
+def device(request):
+    """The device string for one backend; the backend is reset afterwards."""
+    dev = _use_backend(request.param)
+    minidl.manual_seed(0)
+    yield dev
+    backend.set_gpu_module(None)
+    backend.set_default_device(None)
+
+
+@pytest.fixture
+def fake_gpu():
+    """The fake CuPy module plugged in as the GPU backend (for transfer-count tests)."""
+    backend.set_gpu_module(fake_cupy.fake_cupy)
+    fake_cupy.reset_transfers()
+    yield fake_cupy
+    backend.set_gpu_module(None)
+    backend.set_default_device(None)
+
+
+@pytest.fixture
+def rng():
+    return numpy.random.default_rng(1234)
