@@ -196,7 +196,7 @@ def _topological_order(root):
         visited.add(id(node))
         stack.append((node, True))
         if node.creator is not None:
-            for parent in node.creator.inputs:
+            for parent in node.creator.inputs or ():
                 if parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     order.reverse()    # now every tensor comes before the tensors it was computed from

@@ -58,6 +58,8 @@ def _unwrap(value, where, device):
 
 
 def _wrap(value, device_id):
+    if isinstance(value, numpy.generic):        # CuPy returns 0-d arrays, never scalars
+        value = numpy.asarray(value)
     if isinstance(value, numpy.ndarray):
         return DeviceArray(value, device_id)
     if isinstance(value, tuple):
@@ -92,6 +94,8 @@ class DeviceArray:
                         f"use the backend's array module")
 
     def __getattr__(self, name):
+        if name.startswith("__"):      # e.g. __array_interface__: NumPy must not see the buffer
+            raise AttributeError(name)
         attr = getattr(self._host, name)
         if name in ("item", "tolist"):
             transfers["to_host"] += 1

@@ -156,10 +156,10 @@ class MatMul(Function):
         xp = backend.get_array_module(gy)
         a = self.a[None, :] if self.a.ndim == 1 else self.a
         b = self.b[:, None] if self.b.ndim == 1 else self.b
-        if self.a.ndim == 1:
-            gy = xp.expand_dims(gy, -2)
         if self.b.ndim == 1:
             gy = xp.expand_dims(gy, -1)
+        if self.a.ndim == 1:
+            gy = xp.expand_dims(gy, -2)
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = sum_to_shape(gy @ xp.swapaxes(b, -1, -2), a.shape, "matmul").reshape(self.a.shape)
@@ -241,9 +241,9 @@ def _normalize_axes(axis, ndim, op_name):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < ndim:
             raise ValueError(f"{op_name}: axis {a} is out of range for a tensor with {ndim} axes")
-        out.append(a % max(ndim, 1))
+        out.append(a % ndim)
     if len(set(out)) != len(out):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
     return tuple(sorted(out))
@@ -295,7 +295,7 @@ class Max(Function):
         order = kept + list(axes)
         flat = is_max.transpose(order).reshape([x.shape[i] for i in kept] + [-1])
         first = flat & (xp.cumsum(flat, axis=-1) == 1)
-        self.mask = first.reshape([x.shape[i] for i in order]).transpose(numpy.argsort(order))
+        self.mask = first.reshape([x.shape[i] for i in order]).transpose(_inverse(order))
         return y if keepdims else y.reshape([x.shape[i] for i in kept])
 
     def backward(self, gy):
@@ -335,6 +335,11 @@ class Reshape(Function):
         return gy.reshape(self.in_shape)
 
 
+def _inverse(permutation):
+    """The permutation that undoes ``permutation`` (a tuple, as device arrays need)."""
+    return tuple(int(i) for i in numpy.argsort(permutation))
+
+
 class Transpose(Function):
     """y = x with axes permuted by ``axes``;  dx = dy permuted by the inverse."""
 
@@ -343,7 +348,7 @@ class Transpose(Function):
         return x.transpose(axes)
 
     def backward(self, gy):
-        return gy.transpose(numpy.argsort(self.axes))
+        return gy.transpose(_inverse(self.axes))
 
 
 def reshape(x, *shape):
@@ -432,29 +437,39 @@ class Stack(Function):
         return tuple(xp.moveaxis(gy, self.axis, 0))
 
 
-def _check_joinable(op_name, tensors, axis, same_axis_too):
+def _nonempty(op_name, tensors):
+    tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{op_name}: needs at least one tensor")
+    return tensors
+
+
+def _check_joinable(op_name, tensors, axis=None):
+    """Tensors to join need one rank and equal sizes on every axis but ``axis``."""
     first = tensors[0]
     for i, t in enumerate(tensors[1:], 1):
-        a = [n for k, n in enumerate(first.shape) if same_axis_too or k != axis]
-        b = [n for k, n in enumerate(t.shape) if same_axis_too or k != axis]
-        if t.ndim != first.ndim or a != b:
+        same = t.ndim == first.ndim and all(
+            n == m for k, (n, m) in enumerate(zip(first.shape, t.shape)) if k != axis)
+        if not same:
+            where = "" if axis is None else f" (they may differ only along axis {axis})"
             raise ValueError(f"{op_name}: tensor 0 has shape {first.shape} but tensor {i} has "
-                             f"shape {t.shape}" + ("" if same_axis_too else f" (they may differ "
-                                                                            f"only along axis {axis})"))
+                             f"shape {t.shape}{where}")
 
 
 def concatenate(tensors, axis=0):
-    tensors = list(tensors)
-    _check_joinable("concatenate", tensors, axis % max(tensors[0].ndim, 1) if tensors else 0, False)
-    return Concatenate.apply(*tensors, axis=axis % tensors[0].ndim)
+    """Join tensors along an existing ``axis``; their other axes must agree."""
+    tensors = _nonempty("concatenate", tensors)
+    (axis,) = _normalize_axes(axis, tensors[0].ndim, "concatenate")
+    _check_joinable("concatenate", tensors, axis)
+    return Concatenate.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):
-    tensors = list(tensors)
-    _check_joinable("stack", tensors, axis, True)
-    return Stack.apply(*tensors, axis=axis % (tensors[0].ndim + 1))
+    """Join same-shaped tensors along a new ``axis``."""
+    tensors = _nonempty("stack", tensors)
+    _check_joinable("stack", tensors)
+    (axis,) = _normalize_axes(axis, tensors[0].ndim + 1, "stack")
+    return Stack.apply(*tensors, axis=axis)
 
 
 class To(Function):
