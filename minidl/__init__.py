@@ -4,7 +4,9 @@ from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
 from . import functional
 from .backend import manual_seed
 from .gradcheck import GradcheckError, gradcheck
+from . import data, nn, optim, models  # noqa: E402  (each needs the layers above)
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "manual_seed",
-           "gradcheck", "GradcheckError", "backend", "functional", "__version__"]
+           "gradcheck", "GradcheckError", "backend", "functional", "nn", "optim", "data",
+           "models", "__version__"]

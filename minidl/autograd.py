@@ -165,7 +165,8 @@ class Tensor:
                                    f"tensor, but this tensor has shape {self.shape}; pass "
                                    f"grad= with that shape")
             xp = backend.get_array_module(self.data)
-            grad = xp.ones(self.shape, dtype=self.dtype)
+            with backend.device_context(self.data):
+                grad = xp.ones(self.shape, dtype=self.dtype)
         else:
             grad = _as_array(grad, None)
             if grad.shape != self.shape:
@@ -212,14 +213,15 @@ def _run_backward(root, grad, retain_graph):
         fn = node.creator
         if fn is None:                                   # a leaf: accumulate into .grad
             if node.grad is None:
-                node.grad = grad.astype(node.dtype, copy=True)
+                node.grad = grad.astype(node.dtype, order="C", copy=True)
             else:
                 node.grad += grad
             continue
         if fn.inputs is None:
             raise RuntimeError(f"backward through {type(fn).__name__} a second time: the graph "
                                f"was freed by the first backward(); pass retain_graph=True to it")
-        input_grads = fn.backward(grad)
+        with backend.device_context(grad):
+            input_grads = fn.backward(grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(fn.inputs):
@@ -265,7 +267,10 @@ class Function:
         tensors = [a for a in args if isinstance(a, Tensor)]
         _check_compatible(cls.__name__, tensors)
         fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        output = fn.forward(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
+        with backend.device_context(tensors[0].data if tensors else None):
+            output = fn.forward(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
+        if isinstance(output, numpy.generic):     # NumPy reductions return scalars, not arrays
+            output = numpy.asarray(output)
         result = Tensor(output)
         if _grad_enabled and any(fn.needs_input_grad):
             fn.inputs = tensors

@@ -20,8 +20,8 @@ import numpy
 __all__ = [
     "Device", "device", "get_array_module", "device_of", "to_device", "to_numpy",
     "gpu_available", "gpu_unavailable_reason", "get_default_device",
-    "set_default_device", "set_gpu_module", "manual_seed", "host_rng",
-    "random_uniform",
+    "set_default_device", "set_gpu_module", "on_device", "device_context", "synchronize", "manual_seed",
+    "host_rng", "random_uniform",
 ]
 
 _GPU_EXTRA_HINT = ('install a CuPy build for your CUDA version: pip install "minidl[gpu]" '
@@ -201,6 +201,24 @@ def on_device(spec):
     else:
         with _require_gpu(dev.index).cuda.Device(dev.index):
             yield
+
+
+def synchronize(spec):
+    """Wait until the device has finished its queued work (for timing; no-op on cpu)."""
+    dev = device(spec)
+    if dev.type == "cuda":
+        _require_gpu(dev.index).cuda.Device(dev.index).synchronize()
+
+
+def device_context(array):
+    """Context that makes ``array``'s GPU current, so new arrays go beside it.
+
+    CuPy allocates on the *current* device; ops on data living on ``cuda:1``
+    must run with ``cuda:1`` current.  For host arrays it does nothing.
+    """
+    if _is_gpu_array(array):
+        return _gpu.cuda.Device(array.device.id)
+    return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------- randomness

@@ -14,7 +14,6 @@ made stricter, so device code paths can be exercised on any machine:
 
 Plug it in with ``minidl.backend.set_gpu_module(fake_cupy)``.
 """
-import contextlib
 import types
 
 import numpy
@@ -69,8 +68,9 @@ def _wrap(value, device_id):
     return value
 
 
-def _call(fn, where, args, kwargs):
-    device = [None]
+def _call(fn, where, args, kwargs, device_id=None):
+    """Run a NumPy callable on unwrapped arguments; results live on the arguments' device."""
+    device = [device_id]
     args = [_unwrap(a, where, device) for a in args]
     kwargs = {k: _unwrap(v, where, device) for k, v in kwargs.items()}
     return _wrap(fn(*args, **kwargs), _current[0] if device[0] is None else device[0])
@@ -101,14 +101,14 @@ class DeviceArray:
             transfers["to_host"] += 1
             return attr
         if callable(attr):
-            return lambda *a, **k: _call(attr, f"ndarray.{name}", a, k)
+            return lambda *a, **k: _call(attr, f"ndarray.{name}", a, k, self.device.id)
         return _wrap(attr, self.device.id)
 
     def __getitem__(self, index):
-        return _call(self._host.__getitem__, "__getitem__", (index,), {})
+        return _call(self._host.__getitem__, "__getitem__", (index,), {}, self.device.id)
 
     def __setitem__(self, index, value):
-        _call(self._host.__setitem__, "__setitem__", (index, value), {})
+        _call(self._host.__setitem__, "__setitem__", (index, value), {}, self.device.id)
 
     def __len__(self):
         return len(self._host)
@@ -230,19 +230,27 @@ class _RandomState:
         return DeviceArray(self._rng.random(size, dtype=numpy.dtype(dtype)), _current[0])
 
 
-@contextlib.contextmanager
-def _use_device(index):
-    if not 0 <= index < DEVICE_COUNT:
-        raise ValueError(f"fake_cupy: invalid device {index}")
-    previous, _current[0] = _current[0], index
-    try:
-        yield
-    finally:
-        _current[0] = previous
+class _Device:
+    """``cuda.Device(i)``: a context that makes ``i`` the current device."""
+
+    def __init__(self, index=0):
+        if not 0 <= index < DEVICE_COUNT:
+            raise ValueError(f"fake_cupy: invalid device {index}")
+        self.id = index
+
+    def __enter__(self):
+        self._previous, _current[0] = _current[0], self.id
+        return self
+
+    def __exit__(self, *exc):
+        _current[0] = self._previous
+
+    def synchronize(self):
+        pass
 
 
 fake_cupy = _Module(numpy, "fake_cupy")
 fake_cupy.random = types.SimpleNamespace(RandomState=_RandomState)
 fake_cupy.cuda = types.SimpleNamespace(
-    Device=_use_device,
+    Device=_Device,
     runtime=types.SimpleNamespace(getDeviceCount=lambda: DEVICE_COUNT))

@@ -130,3 +130,11 @@ def test_to_is_differentiable_across_devices(fake_gpu):
     y.backward()
     numpy.testing.assert_array_equal(x.grad, [3.0, 3.0])
     assert isinstance(x.grad, numpy.ndarray)
+
+
+def test_ops_on_the_second_device_create_arrays_there(fake_gpu):
+    x = minidl.tensor(numpy.arange(6.0).reshape(2, 3), device="cuda:1", requires_grad=True)
+    y = (x[:, [0, 2]] * 2.0).sum() + x.sum(axis=0).max()
+    y.backward()
+    assert y.device == "cuda:1" and backend.device_of(x.grad) == "cuda:1"
+    numpy.testing.assert_array_equal(host(x.grad), [[2, 0, 3], [2, 0, 3]])

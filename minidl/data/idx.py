@@ -19,7 +19,7 @@ _CODES = {np.dtype(v).newbyteorder("="): k for k, v in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_bytes(path):
+def _read_bytes(path):
     """The contents of `path`, decompressed if it starts with the gzip magic bytes."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -37,7 +37,7 @@ def read_idx(path, magic=None):
     `magic`, when given, is the expected magic number (2049 labels, 2051 images);
     any other raises DataError naming the file and both numbers.
     """
-    raw = read_bytes(path)
+    raw = _read_bytes(path)
     if len(raw) < 4:
         raise DataError(f"{path}: {len(raw)} bytes is too short for an IDX header")
     found = int.from_bytes(raw[:4], "big")

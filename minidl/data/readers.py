@@ -6,6 +6,7 @@ labels int64. Anything wrong with a file raises DataError naming it.
 import io
 import pickle
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,11 @@ import numpy as np
 from .errors import DataError
 from .idx import read_idx
 from .matlab import read_mat
+
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # NumPy < 1.26 has only the old name
+    from numpy.core.multiarray import _reconstruct
 
 IDX_LABELS, IDX_IMAGES = 2049, 2051
 
@@ -34,16 +40,18 @@ def read_mnist(images_path, labels_path):
 
 # --- CIFAR ----------------------------------------------------------------------
 
-# CIFAR batches are pickles. Unpickling can run arbitrary code, so only the
-# globals needed to rebuild a NumPy array are allowed; dicts, lists, bytes, str
-# and int come from pickle opcodes, and these builtins are the only others.
+# CIFAR batches are pickles, and unpickling can run arbitrary code. Dicts,
+# lists, bytes, str and int come from pickle opcodes; the only globals
+# allowed are those that rebuild a NumPy array, and these builtins.
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "bytes"),
-    ("builtins", "str"), ("builtins", "int"),
+    # the module was numpy.core before NumPy 2 and numpy._core since
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    # Python 2 pickles (CIFAR's) name the builtins module __builtin__
+    **{(module, t.__name__): t for module in ("builtins", "__builtin__")
+       for t in (dict, list, bytes, str, int)},
 }
 
 
@@ -51,10 +59,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
-        if module == "numpy.core.multiarray":
-            # NumPy 2 renamed numpy.core to numpy._core; the old name only warns
-            module = "numpy._core.multiarray"
-        return super().find_class(module, name)
+        return _ALLOWED[module, name]
 
 
 def _unpickle(data, where):
@@ -82,6 +87,9 @@ def read_cifar(path, dataset="cifar10", split="train"):
     the folder it unpacks to (cifar-10-batches-py, cifar-100-python).
     CIFAR-100 labels are the 100 fine labels.
     """
+    if dataset not in CIFAR_LAYOUT or split not in ("train", "test"):
+        raise DataError(f"{path}: dataset must be 'cifar10' or 'cifar100' and split 'train' "
+                        f"or 'test', got {dataset!r}, {split!r}")
     folder, train, test, label_key = CIFAR_LAYOUT[dataset]
     names = train if split == "train" else test
     path = Path(path)
@@ -111,20 +119,20 @@ def read_cifar(path, dataset="cifar10", split="train"):
 
 
 def _read_tar(path, members, dataset):
-    """The bytes of `members` of a .tar.gz archive, in that order."""
+    """The bytes of `members` of a .tar.gz archive, read in one pass over the stream."""
+    found = {}
     try:
         with tarfile.open(path, "r:gz") as tar:
-            found = {}
-            for member in members:
-                try:
-                    f = tar.extractfile(member)
-                except KeyError:
-                    raise DataError(f"{path}: no member {member}; is this the {dataset} "
-                                    f"python version archive?") from None
-                found[member.rsplit("/", 1)[1]] = f.read()
-            return found
-    except (tarfile.TarError, OSError, EOFError) as e:
+            for info in tar:
+                if info.name in members and info.isfile():
+                    found[info.name] = tar.extractfile(info).read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt or truncated archive ({e})") from e
+    missing = [m for m in members if m not in found]
+    if missing:
+        raise DataError(f"{path}: no member {missing[0]}; is this the {dataset} "
+                        f"python version archive?")
+    return {m.rsplit("/", 1)[1]: found[m] for m in members}
 
 
 # --- SVHN -----------------------------------------------------------------------
@@ -146,7 +154,8 @@ def read_svhn(path):
         except Exception as e:  # SciPy raises many types for a bad file
             raise DataError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from e
     if "X" not in variables or "y" not in variables:
-        raise DataError(f"{path}: expected variables X and y, found {sorted(variables)}")
+        found = sorted(k for k in variables if not k.startswith("__"))  # SciPy adds __header__
+        raise DataError(f"{path}: expected variables X and y, found {found}")
     x, y = variables["X"], variables["y"]
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
         raise DataError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), "

@@ -7,6 +7,12 @@ autograd core stays free of any particular operation.
 """
 from ..autograd import Tensor
 from .activation import log_softmax, relu, sigmoid, softmax, tanh
+from .conv import conv2d
+from .linear import linear
+from .loss import cross_entropy
+from .maxout import dropout, maxout
+from .normalization import batch_norm
+from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
 from .math import (add, argmax, concatenate, div, eq, exp, ge, getitem, gt, le, log, lt,
                    matmul, max, mean, mul, ne, neg, pow, reshape, stack, sqrt, sub, sum, to,
                    transpose)
@@ -14,7 +20,9 @@ from .math import (add, argmax, concatenate, div, eq, exp, ge, getitem, gt, le, 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt",
            "sum", "mean", "max", "argmax", "reshape", "transpose", "getitem", "concatenate",
            "stack", "to", "lt", "le", "gt", "ge", "eq", "ne",
-           "tanh", "sigmoid", "relu", "softmax", "log_softmax"]
+           "tanh", "sigmoid", "relu", "softmax", "log_softmax",
+           "linear", "conv2d", "max_pool2d", "avg_pool2d", "global_avg_pool2d", "batch_norm",
+           "maxout", "dropout", "cross_entropy"]
 
 
 def _reflected(fn):

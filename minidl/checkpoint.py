@@ -1,0 +1,163 @@
+"""Checkpoint files: nested state (dicts, lists, numbers, NumPy arrays) in an ``.npz``.
+
+A checkpoint is a NumPy ``.npz`` archive (a zip of ``.npy`` files).  The
+structure of the state (dicts, lists, tuples, strings, numbers) is stored as
+JSON in the entry ``__header__``; every array is an entry of its own, named in
+the JSON by a marker ``{"__ndarray__": "a3"}``.  Loading uses
+``numpy.load(allow_pickle=False)`` and ``json``: reading a checkpoint can never
+run code, whoever wrote the file.
+
+Writes are atomic: the file is written under a temporary name in the target
+folder, flushed to disk, then renamed over the old one with ``os.replace``.
+A crash or Ctrl-C in the middle leaves the previous file whole and no
+temporary file behind.
+
+    save_checkpoint("run/checkpoint.npz", {"model": model.state_dict(), "epoch": 3})
+    state = load_checkpoint("run/checkpoint.npz")
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write"]
+
+FORMAT = "minidl-checkpoint"
+VERSION = 1
+_HEADER = "__header__"
+# markers for what JSON cannot hold as it is; a marker is a dict with exactly one of these keys
+_ARRAY, _SCALAR, _TUPLE, _ITEMS = "__ndarray__", "__npscalar__", "__tuple__", "__items__"
+_MARKERS = (_ARRAY, _SCALAR, _TUPLE, _ITEMS)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, corrupt, or holds the wrong content."""
+
+
+def atomic_write(path, write):
+    """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``.
+
+    If ``write`` raises (or the process is interrupted), the temporary file is
+    removed and a file already at ``path`` is left as it was.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.chmod(temp, 0o666 & ~_umask())     # mkstemp makes it private; give the usual mode
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)     # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(path, state):
+    """Write ``state`` to ``path`` atomically.
+
+    ``state`` is nested dicts, lists and tuples of numbers, strings, None and
+    NumPy arrays.  Dict keys may be strings or ints (optimizer state is keyed
+    by parameter index).  Only host NumPy arrays are stored: device arrays must
+    be copied to the host first (``state_dict()`` methods already do).
+    """
+    arrays = {}
+    header = {"format": FORMAT, "version": VERSION, "state": _encode(state, arrays, "state")}
+    arrays[_HEADER] = numpy.frombuffer(json.dumps(header).encode(), dtype=numpy.uint8)
+    atomic_write(path, lambda f: _write(f, arrays))
+
+
+def _write(f, arrays):
+    numpy.savez(f, **arrays)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint` (CheckpointError names a bad file)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            if _HEADER not in archive.files:
+                raise CheckpointError(f"{path} is not a minidl checkpoint (it has no "
+                                      f"{_HEADER} entry)")
+            header = json.loads(archive[_HEADER].tobytes().decode())
+            arrays = {name: archive[name] for name in archive.files if name != _HEADER}
+    except CheckpointError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        # a truncated zip, a bad CRC, a file that is not an archive at all...
+        raise CheckpointError(f"{path} is not a readable minidl checkpoint (truncated or "
+                              f"corrupt?): {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a minidl checkpoint (its header has no "
+                              f"format {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {header.get('version')!r}; "
+                              f"this minidl reads version {VERSION}")
+    return _decode(header["state"], arrays, path)
+
+
+def _encode(value, arrays, where):
+    """JSON-ready form of ``value``; arrays go to ``arrays`` under fresh names."""
+    if isinstance(value, numpy.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError(f"save_checkpoint: {where} is an object array, which cannot be "
+                            f"stored without pickle")
+        name = f"a{len(arrays)}"
+        arrays[name] = value
+        return {_ARRAY: name}
+    if isinstance(value, numpy.generic):
+        name = f"a{len(arrays)}"
+        arrays[name] = numpy.asarray(value)
+        return {_SCALAR: name}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tuple):
+        return {_TUPLE: [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        items = [(k, _encode(v, arrays, f"{where}[{k!r}]")) for k, v in value.items()]
+        plain = all(isinstance(k, str) for k in value) and not (
+            len(value) == 1 and next(iter(value)) in _MARKERS)
+        if plain:
+            return dict(items)
+        for k, _ in items:
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"save_checkpoint: {where} has a key {k!r}; keys must be "
+                                f"strings or ints")
+        return {_ITEMS: [[k, v] for k, v in items]}
+    raise TypeError(f"save_checkpoint: {where} is a {type(value).__name__}, which a checkpoint "
+                    f"cannot hold (use dicts, lists, tuples, numbers, strings, None and NumPy "
+                    f"arrays)")
+
+
+def _decode(value, arrays, path):
+    if isinstance(value, list):
+        return [_decode(v, arrays, path) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (key, inner), = value.items()
+        if key in (_ARRAY, _SCALAR):
+            if inner not in arrays:
+                raise CheckpointError(f"{path} is corrupt: its header names an array {inner!r} "
+                                      f"that the file does not hold")
+            return arrays[inner] if key == _ARRAY else arrays[inner][()]
+        if key == _TUPLE:
+            return tuple(_decode(v, arrays, path) for v in inner)
+        if key == _ITEMS:
+            return {k: _decode(v, arrays, path) for k, v in inner}
+    return {k: _decode(v, arrays, path) for k, v in value.items()}

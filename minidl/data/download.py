@@ -1,0 +1,103 @@
+"""Where data files come from, where they go, and how they are fetched safely.
+
+One table says, per data set, the mirrors to try in order and the MD5 of
+every file. A download streams to a temporary file in the target folder,
+checks the MD5, and only then renames it into place (os.replace is atomic),
+so a file under its final name is always complete and verified.
+"""
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from ..progress import progress
+from .errors import DataError
+
+# data set -> base URLs, tried in order (tests point these at a local server)
+MIRRORS = {
+    "mnist": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+              "http://yann.lecun.com/exdb/mnist/"],
+    "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
+    "cifar100": ["https://www.cs.toronto.edu/~kriz/"],
+    "svhn": ["http://ufldl.stanford.edu/housenumbers/"],
+}
+
+# data set -> file name -> MD5 of the file
+MD5 = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "cifar10": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+    "cifar100": {"cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85"},
+    "svhn": {
+        "train_32x32.mat": "e26dedcc434d2e4c54c9b2d4a06d8373",
+        "test_32x32.mat": "eb5a983be6a315427106f1b164d9cef3",
+        "extra_32x32.mat": "a93ce644f1a588dc4d68dda5feec44a7",
+    },
+}
+
+TIMEOUT = 60          # seconds without data before a mirror counts as dead
+CHUNK = 1 << 20
+
+
+def cache_dir():
+    """The data root: $MINIDL_DATA, else ~/.cache/minidl. Data set NAME lives in <root>/NAME/."""
+    return Path(os.environ.get("MINIDL_DATA") or Path.home() / ".cache" / "minidl")
+
+
+def urls(dataset, filename):
+    """The URLs of one file, one per mirror, in the order they are tried."""
+    return [base + filename for base in MIRRORS[dataset]]
+
+
+def download_file(dataset, filename, folder, show_progress=True):
+    """Fetch `filename` of `dataset` into `folder`, trying each mirror in turn.
+
+    Returns the path of the verified file. Raises DataError listing what went
+    wrong on every mirror (HTTP error, dropped connection, MD5 mismatch) when
+    none delivers the file; nothing is left behind then.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    expected = MD5[dataset][filename]
+    failures = []
+    for url in urls(dataset, filename):
+        try:
+            _fetch(url, target, expected, show_progress)
+            return target
+        except (OSError, http.client.HTTPException, DataError) as e:
+            failures.append(f"  {url}: {e}")
+    raise DataError(f"could not download {filename} into {folder}:\n" + "\n".join(failures))
+
+
+def _fetch(url, target, expected_md5, show_progress):
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    try:
+        md5 = hashlib.md5()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            size = response.headers.get("Content-Length")
+            size = int(size) if size else None
+            received = 0
+            with progress(total=size, desc=target.name, unit="B", unit_scale=True,
+                          disable=not show_progress) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    md5.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        if size is not None and received != size:  # read() just stops when the server hangs up
+            raise DataError(f"connection closed after {received} of {size} bytes")
+        actual = md5.hexdigest()
+        if actual != expected_md5:
+            raise DataError(f"MD5 mismatch for {target.name}: expected {expected_md5}, "
+                            f"got {actual}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -1,0 +1,148 @@
+"""DataLoader: mini-batches of host NumPy arrays, seeded and resumable.
+
+Randomness: the loader owns one numpy.random.Generator. Each epoch, when
+iteration starts, it draws the permutation and the seed of that epoch's
+augmentation generator. So after `iter(loader)` the generator already holds
+the state for the next epoch: `state_dict()` saved with a checkpoint at any
+point during epoch k makes a resumed run start epoch k + 1 with the same
+order and the same augmentations as the run that was not interrupted.
+"""
+import queue
+import threading
+
+import numpy as np
+
+from .errors import DataError
+
+
+class DataLoader:
+    """Iterate over `dataset` in batches of `batch_size`, yielding `(x, y)` NumPy arrays.
+
+    dataset: a tuple `(images, labels)` of arrays with the same first
+        dimension, or any object with `__len__` whose `__getitem__` takes an
+        index array and returns `(x, y)`.
+    shuffle: a new permutation each epoch, drawn from the loader's generator
+        (seeded by `seed`; None seeds from the OS).
+    drop_last: drop the last batch when it is smaller than `batch_size`.
+    prefetch: prepare that many batches ahead in a background thread
+        (0: none). The batches are identical to those without prefetching.
+    transform: called as `transform(x, rng=rng)` on each batch, with a
+        generator that is seeded per epoch from the loader's.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=None,
+                 prefetch=0, transform=None):
+        if isinstance(dataset, tuple):
+            if len(dataset) != 2 or len(dataset[0]) != len(dataset[1]):
+                raise DataError("dataset must be a tuple (images, labels) of equal length, got "
+                                f"lengths {[len(a) for a in dataset]}")
+        elif not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise DataError(f"dataset must be (images, labels) or have __len__ and "
+                            f"__getitem__, got {type(dataset).__name__}")
+        if int(batch_size) < 1:
+            raise DataError(f"batch_size must be at least 1, got {batch_size}")
+        if int(prefetch) < 0:
+            raise DataError(f"prefetch must be 0 or more, got {prefetch}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.prefetch = int(prefetch)
+        self.transform = transform
+        self.rng = np.random.default_rng(seed)
+
+    def num_samples(self):
+        """The number of samples in the data set."""
+        return len(self.dataset[0]) if isinstance(self.dataset, tuple) else len(self.dataset)
+
+    def __len__(self):
+        """The number of batches in one epoch."""
+        n = self.num_samples()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        # drawn here, not lazily on the first batch, so that state_dict() taken
+        # during an epoch already points at the next one
+        n = self.num_samples()
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        aug_rng = np.random.default_rng(self.rng.integers(2**63))
+        batches = self._batches(order[:len(self) * self.batch_size] if self.drop_last else order,
+                                aug_rng)
+        return _prefetched(batches, self.prefetch) if self.prefetch else batches
+
+    def _batches(self, order, rng):
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size]
+            if isinstance(self.dataset, tuple):
+                x, y = self.dataset[0][index], self.dataset[1][index]
+            else:
+                x, y = self.dataset[index]
+            if self.transform is not None:
+                x = self.transform(x, rng=rng)
+            yield x, y
+
+    def state_dict(self):
+        """The generator's state, to save with a checkpoint."""
+        return {"bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state):
+        """Restore a state from `state_dict()`, so the next epoch matches the saved run."""
+        saved = state["bit_generator"]
+        if saved["bit_generator"] != type(self.rng.bit_generator).__name__:
+            raise DataError(f"state is for bit generator {saved['bit_generator']}, this loader "
+                            f"uses {type(self.rng.bit_generator).__name__}")
+        self.rng.bit_generator.state = saved
+
+
+_DONE = object()
+
+
+class _WorkerError:
+    def __init__(self, error):
+        self.error = error
+
+
+def _prefetched(batches, depth):
+    """Run the generator `batches` in a thread, `depth` items ahead of the consumer.
+
+    The thread stops when the batches run out, when they raise (the error is
+    re-raised here), or when the consumer abandons the iteration (this
+    generator is closed, e.g. by `break` or garbage collection).
+    """
+    items = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item):
+        # time out now and then to notice a consumer that went away
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work():
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+        except BaseException as e:  # handed to the consumer, who re-raises it
+            put(_WorkerError(e))
+        else:
+            put(_DONE)
+        finally:
+            batches.close()
+
+    thread = threading.Thread(target=work, name="minidl-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _WorkerError):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()

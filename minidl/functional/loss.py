@@ -1,0 +1,69 @@
+"""Loss functions: cross entropy of logits against integer class labels."""
+from .. import backend
+from ..autograd import Function, Tensor
+
+__all__ = ["cross_entropy"]
+
+
+class CrossEntropy(Function):
+    """loss = -1/N sum_n log softmax(z_n)[t_n] for logits z (N, K), labels t (N,).
+
+    log softmax(z)_k = z_k - max(z) - log sum_j exp(z_j - max(z)): after the
+    shift the largest exponent is exp(0) = 1, so no logit can overflow exp and
+    the sum is at least 1, so the log is finite.
+
+    dz = dloss * (softmax(z) - onehot(t)) / N.
+    """
+
+    def forward(self, logits, labels):
+        xp = backend.get_array_module(logits)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        self.log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        self.labels = labels
+        picked = xp.take_along_axis(self.log_probs, labels[:, None], axis=1)
+        # A (1,)-shaped sum reshaped keeps a backend array (NumPy would turn a
+        # full reduction into a host scalar).
+        return (picked.sum(axis=0) * (-1 / len(labels))).reshape(())
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        n = len(self.labels)
+        grad = xp.exp(self.log_probs)
+        grad[xp.arange(n), self.labels] -= 1
+        grad *= gy / n
+        return grad
+
+
+def cross_entropy(logits, labels):
+    """Mean cross entropy of ``logits`` (N, K) against integer ``labels`` (N,) in [0, K).
+
+    ``labels`` is an integer Tensor or backend array on the logits' device.
+    Checking the label range reads one boolean from the device (a GPU sync);
+    everything else stays on the device.
+    """
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"cross_entropy: logits must be a minidl Tensor, got "
+                        f"{type(logits).__name__}")
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, K), got shape {logits.shape}")
+    if logits.dtype.kind != "f":
+        raise TypeError(f"cross_entropy: logits must be floating point, got dtype {logits.dtype}")
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be an integer tensor or array, got "
+                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
+    n, k = logits.shape
+    if labels.shape != (n,):
+        raise ValueError(f"cross_entropy: labels must have shape ({n},) for logits of shape "
+                         f"{logits.shape}, got shape {labels.shape}")
+    if backend.device_of(labels) != logits.device:
+        raise ValueError(f"cross_entropy: labels are on {backend.device_of(labels)} but logits "
+                         f"are on {logits.device}")
+    if n == 0:
+        raise ValueError("cross_entropy: the batch is empty (N = 0); its mean is undefined")
+    if bool(((labels < 0) | (labels >= k)).any()):
+        host = backend.to_numpy(labels)
+        bad = int(((host < 0) | (host >= k)).argmax())
+        raise ValueError(f"cross_entropy: labels must be in [0, {k}) for {k} classes, got "
+                         f"{int(host[bad])} at index {bad}")
+    return CrossEntropy.apply(logits, labels)

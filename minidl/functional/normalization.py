@@ -1,0 +1,202 @@
+"""Batch normalization (Ioffe & Szegedy, 2015) with a closed-form backward pass.
+
+Statistics are per feature over N for (N, C) input and per channel over N, H, W
+for (N, C, H, W) input.  Both layouts are handled as an (N, C, S) view, S = 1
+or H*W, so a channel's m = N*S values are summed over axes 0 and 2.  The
+derivation of the backward pass is in ``docs/batch_norm.md``.
+"""
+import math
+import numbers
+
+from .. import backend
+from ..autograd import Function, Tensor
+
+__all__ = ["batch_norm"]
+
+
+def _grouped(a):
+    """(N, C) or (N, C, H, W) -> an (N, C, S) view."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def _channel_dot(a, b):
+    """sum over n and s of a[n, c, s] * b[n, c, s], for (N, C, S) arrays: shape (C,).
+
+    A batched (1, S) @ (S, 1) matrix product computes every (n, c) dot product
+    with BLAS: no full-size temporary, and blocked float32 accumulation (more
+    accurate than one running sum over N*S terms).
+    """
+    return (a[:, :, None, :] @ b[:, :, :, None]).sum(axis=(0, 2, 3))
+
+
+def _channel_sum(a):
+    """sum over n and s of a[n, c, s], for an (N, C, S) array: one matrix-vector product."""
+    xp = backend.get_array_module(a)
+    return (a @ xp.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
+
+
+def _per_channel(v, ndim):
+    """A (C,) vector shaped to broadcast along axis 1 of an ndim-D array."""
+    return v.reshape(v.shape + (1,) * (ndim - 2))
+
+
+class BatchNormTrain(Function):
+    """Batch normalization with the batch's own statistics (training mode).
+
+    Per channel, over its m values (N for (N, C), N*H*W for (N, C, H, W)):
+
+        mu = sum(x) / m,   var = sum((x - mu)**2) / m   (biased),
+        invstd = 1 / sqrt(var + eps),   xhat = (x - mu) * invstd,
+        y = gamma * xhat + beta.
+
+    Backward, in closed form (docs/batch_norm.md derives it):
+
+        dbeta = sum(dy),   dgamma = sum(dy * xhat),
+        dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma).
+
+    The two channel sums are computed once and serve dgamma, dbeta and dx.
+    ``running_mean`` / ``running_var`` (arrays or None) are updated in place:
+    running = (1 - momentum) * running + momentum * batch statistic, the
+    variance taken unbiased, var * m / (m - 1).  ``gamma`` / ``beta`` may be
+    None, meaning a scale of 1 / a shift of 0 (and no gradient for them).
+    """
+
+    def forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
+        xp = backend.get_array_module(x)
+        m = x.size // x.shape[1]
+        mean = _channel_sum(_grouped(x)) / m
+        xhat = x - _per_channel(mean, x.ndim)          # the one saved full-size array
+        var = _channel_dot(_grouped(xhat), _grouped(xhat)) / m
+        invstd = 1 / xp.sqrt(var + eps)
+        xhat *= _per_channel(invstd, x.ndim)
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean
+            running_var *= 1 - momentum
+            running_var += (momentum * m / (m - 1)) * var
+        self.xhat, self.invstd, self.gamma, self.has_beta = xhat, invstd, gamma, beta is not None
+        y = xhat * _per_channel(gamma, x.ndim) if gamma is not None else xhat.copy()
+        if beta is not None:
+            y += _per_channel(beta, x.ndim)
+        return y
+
+    def backward(self, gy):
+        xp = backend.get_array_module(gy)
+        xhat, ndim = self.xhat, gy.ndim
+        m = xhat.size // xhat.shape[1]
+        dbeta = _channel_sum(_grouped(gy))
+        dgamma = _channel_dot(_grouped(gy), _grouped(xhat))
+        grads = [None]
+        if self.needs_input_grad[0]:
+            scale = self.invstd if self.gamma is None else self.gamma * self.invstd
+            # dx = scale * (dy - dbeta / m - xhat * dgamma / m), built in place in one
+            # fresh array: each full-size temporary would cost a pass over memory.
+            gx = xhat * _per_channel(dgamma / m, ndim)
+            gx += _per_channel(dbeta / m, ndim)
+            xp.subtract(gy, gx, out=gx)
+            gx *= _per_channel(scale, ndim)
+            grads[0] = gx
+        if self.gamma is not None:
+            grads.append(dgamma)
+        if self.has_beta:
+            grads.append(dbeta)
+        return tuple(grads)
+
+
+class BatchNormEval(Function):
+    """Batch normalization with fixed (running) statistics (evaluation mode).
+
+    A per-channel affine map: with invstd = 1 / sqrt(running_var + eps),
+
+        y = gamma * (x - running_mean) * invstd + beta = a * x + b,
+        a = gamma * invstd,   b = beta - running_mean * a;
+
+        dx = a * dy,   dgamma = sum(dy * xhat),   dbeta = sum(dy),
+        xhat = (x - running_mean) * invstd.
+
+    The statistics are copied, so a later update of the running buffers does
+    not change this op's backward.
+    """
+
+    def forward(self, x, gamma, beta, running_mean, running_var, eps):
+        xp = backend.get_array_module(x)
+        invstd = 1 / xp.sqrt(running_var + eps)
+        scale = invstd if gamma is None else gamma * invstd
+        shift = -running_mean * scale if beta is None else beta - running_mean * scale
+        self.x, self.mean, self.invstd, self.scale = x, running_mean.copy(), invstd, scale
+        self.gamma, self.has_beta = gamma, beta is not None
+        y = x * _per_channel(scale, x.ndim)
+        y += _per_channel(shift, x.ndim)
+        return y
+
+    def backward(self, gy):
+        ndim = gy.ndim
+        grads = [gy * _per_channel(self.scale, ndim) if self.needs_input_grad[0] else None]
+        if self.gamma is not None:
+            xhat = (self.x - _per_channel(self.mean, ndim)) * _per_channel(self.invstd, ndim)
+            grads.append(_channel_dot(_grouped(gy), _grouped(xhat)))
+        if self.has_beta:
+            grads.append(_channel_sum(_grouped(gy)))
+        return tuple(grads)
+
+
+def _check_channel_vector(name, value, x, channels):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"batch_norm: {name} must be a minidl Tensor of shape ({channels},) or "
+                        f"None, got {type(value).__name__}")
+    if value.shape != (channels,):
+        raise ValueError(f"batch_norm: {name} must have shape ({channels},) for x of shape "
+                         f"{x.shape} ({channels} channels), got shape {value.shape}")
+    if value.dtype != x.dtype:
+        raise TypeError(f"batch_norm: {name} has dtype {value.dtype} but x has dtype {x.dtype}; "
+                        f"convert one explicitly with .to(dtype=...)")
+    if value.device != x.device:
+        raise ValueError(f"batch_norm: {name} is on {value.device} but x is on {x.device}")
+
+
+def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization of ``x`` (N, C) or (N, C, H, W), per channel (axis 1).
+
+    ``gamma`` and ``beta`` are (C,) tensors, or None for a scale of 1 / a shift
+    of 0.  ``running_mean`` and ``running_var`` are (C,) tensors (buffers, no
+    gradient), both or neither.  In training mode the batch statistics
+    normalize ``x`` and, when given, the running buffers are updated in place
+    (their ``.data``): ``running = (1 - momentum) * running + momentum * stat``,
+    with the unbiased batch variance; this happens under ``no_grad`` too, as in
+    PyTorch.  In evaluation mode (``training=False``) the running statistics
+    normalize ``x`` and are required.  Training needs more than one value per
+    channel (N * H * W > 1).
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"batch_norm: x must be a minidl Tensor, got {type(x).__name__}")
+    if x.ndim not in (2, 4):
+        raise ValueError(f"batch_norm: x must have shape (N, C) or (N, C, H, W), got shape "
+                         f"{x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"batch_norm: x must be floating point, got dtype {x.dtype}")
+    channels = x.shape[1]
+    buffers = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
+               "running_var": running_var}
+    for name, value in buffers.items():
+        if value is not None:
+            _check_channel_vector(name, value, x, channels)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
+            or not 0 <= momentum <= 1:
+        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
+    if training:
+        if x.shape[0] * math.prod(x.shape[2:]) <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when "
+                             f"training, got input size {x.shape}")
+        mean_data = None if running_mean is None else running_mean.data
+        var_data = None if running_var is None else running_var.data
+        return BatchNormTrain.apply(x, gamma, beta, mean_data, var_data, float(momentum),
+                                    float(eps))
+    if running_mean is None:
+        raise ValueError("batch_norm: evaluation (training=False) needs running_mean and "
+                         "running_var")
+    return BatchNormEval.apply(x, gamma, beta, running_mean.data, running_var.data, float(eps))

@@ -1,0 +1,160 @@
+"""Network in Network and its maxout, batch-normalized variants, as ``nn`` modules.
+
+Both families share one skeleton, three *mlpconv* blocks and global average
+pooling (Lin, Chen & Yan, "Network In Network", 2013):
+
+    block 1   spatial conv 5x5 (pad 2) -> 1x1 conv -> 1x1 conv -> pool 3x3/2 -> dropout
+    block 2   spatial conv 5x5 (pad 2) -> 1x1 conv -> 1x1 conv -> pool 3x3/2 -> dropout
+    block 3   spatial conv 3x3 (pad 1) -> 1x1 conv -> 1x1 conv (one map per class)
+              -> global average pooling -> logits (N, classes)
+
+The pools use Caffe's ``ceil_mode`` rounding, so 32 -> 16 -> 8 (28 -> 14 -> 7).
+:class:`NIN` and :class:`MIN` differ in the units after each convolution and in
+the pooling kind; ``docs/models.md`` says which detail comes from which paper.
+
+Parameters keep the ``nn`` layers' default initialization (PyTorch's uniform
++-1/sqrt(fan_in)); none of the papers prescribes one in its text.  A
+convolution followed by batch norm has no bias: BN subtracts the channel mean,
+which cancels a bias exactly (Ioffe & Szegedy, 2015).
+"""
+from ..nn.layers import (AvgPool2d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool2d, MaxPool2d,
+                         Maxout, ReLU, Sequential)
+from ..nn.module import Module
+
+__all__ = ["NIN", "MIN"]
+
+SPATIAL_KERNELS = (5, 5, 3)    # the first convolution of blocks 1, 2 and 3
+
+
+class _MLPConvNet(Module):
+    """The shared skeleton.  Subclasses set their options, then call :meth:`_build`.
+
+    Subclasses define ``_spatial(in_channels, width, kernel)`` and
+    ``_pointwise(in_channels, units)``, each returning the list of layers of
+    one convolution and what follows it.  ``widths`` is
+    ``((s1, a1, b1), (s2, a2, b2), (s3, a3))``: per block the spatial
+    convolution's output channels and the units of the 1x1 layers; the last
+    1x1 layer of block 3 has ``num_classes`` units.
+    """
+
+    pools = (MaxPool2d, AvgPool2d)     # after blocks 1 and 2
+
+    def _build(self, widths, in_channels, num_classes, dropout):
+        channels = in_channels
+        for index, (kernel, units) in enumerate(zip(SPATIAL_KERNELS, widths)):
+            spatial, *pointwise = units if index < 2 else (*units, num_classes)
+            layers = self._spatial(channels, spatial, kernel)
+            channels = spatial
+            for width in pointwise:
+                layers += self._pointwise(channels, width)
+                channels = width
+            if index < 2:
+                layers.append(self.pools[index](3, stride=2, ceil_mode=True))
+                if dropout:
+                    layers.append(Dropout(dropout))
+            else:
+                layers.append(GlobalAvgPool2d())
+            setattr(self, f"block{index + 1}", Sequential(*layers))
+
+    def _conv_bn(self, in_channels, out_channels, kernel):
+        """A convolution keeping the spatial size, then batch norm if ``self.batch_norm``."""
+        layers = [Conv2d(in_channels, out_channels, kernel, padding=kernel // 2,
+                         bias=not self.batch_norm)]
+        if self.batch_norm:
+            layers.append(BatchNorm2d(out_channels))
+        return layers
+
+    def forward(self, x):
+        return self.block3(self.block2(self.block1(x)))
+
+
+class NIN(_MLPConvNet):
+    """Network in Network (Lin, Chen & Yan, 2013), optionally with batch norm before every ReLU.
+
+    Every convolution is followed by [BatchNorm2d] and ReLU.  The layer table
+    for CIFAR-10 (widths ``((192, 160, 96), (192, 192, 192), (192, 192))``,
+    output shapes for a (N, 3, 32, 32) input)::
+
+        block1  Conv2d 3->192 5x5 pad 2   [BN] ReLU   (N, 192, 32, 32)
+                Conv2d 192->160 1x1       [BN] ReLU   (N, 160, 32, 32)
+                Conv2d 160->96 1x1        [BN] ReLU   (N, 96, 32, 32)
+                MaxPool2d 3x3/2 ceil                  (N, 96, 16, 16)
+                Dropout 0.5
+        block2  Conv2d 96->192 5x5 pad 2  [BN] ReLU   (N, 192, 16, 16)
+                Conv2d 192->192 1x1       [BN] ReLU
+                Conv2d 192->192 1x1       [BN] ReLU
+                AvgPool2d 3x3/2 ceil                  (N, 192, 8, 8)
+                Dropout 0.5
+        block3  Conv2d 192->192 3x3 pad 1 [BN] ReLU   (N, 192, 8, 8)
+                Conv2d 192->192 1x1       [BN] ReLU
+                Conv2d 192->10 1x1        [BN] ReLU   (N, 10, 8, 8)
+                GlobalAvgPool2d                       (N, 10) logits
+
+    The first pool is max pooling and the second average pooling, as in the
+    authors' released Caffe model for CIFAR-10.  ``batch_norm=True`` gives
+    the "NIN + BN" baseline of Liao & Carneiro (2016); the convolutions then
+    have no bias.  ``dropout=0`` leaves the dropout layers out.
+    """
+
+    def __init__(self, widths, in_channels, num_classes, batch_norm=False, dropout=0.5):
+        super().__init__()
+        self.batch_norm = batch_norm
+        self._build(widths, in_channels, num_classes, dropout)
+
+    def _spatial(self, in_channels, width, kernel):
+        return self._conv_bn(in_channels, width, kernel) + [ReLU()]
+
+    def _pointwise(self, in_channels, width):
+        return self._spatial(in_channels, width, 1)
+
+    def extra_repr(self):
+        return f"batch_norm={self.batch_norm}"
+
+
+class MIN(_MLPConvNet):
+    """Maxout Network in Network: NIN whose 1x1 layers are maxout units with batch norm in front.
+
+    The model of Liao & Carneiro (2016) -- batch normalization before every
+    maxout unit, so that each unit's pieces win on balanced shares of the
+    inputs -- in the concrete configuration of Chang & Chen (2015).  Each
+    1x1 layer of ``u`` units computes ``u * pieces`` channels, normalizes them
+    and takes the max over groups of ``pieces`` consecutive channels.  The
+    spatial convolution is followed by batch norm only: Chang & Chen's code
+    gives it one maxout piece, which is no activation at all.  All pooling is
+    average pooling (Chang & Chen).  The layer table for CIFAR-10 with
+    ``pieces=5`` (output shapes for a (N, 3, 32, 32) input)::
+
+        block1  Conv2d 3->192 5x5 pad 2   [BN]            (N, 192, 32, 32)
+                Conv2d 192->800 1x1       [BN] Maxout 5   (N, 160, 32, 32)
+                Conv2d 160->480 1x1       [BN] Maxout 5   (N, 96, 32, 32)
+                AvgPool2d 3x3/2 ceil                      (N, 96, 16, 16)
+                Dropout 0.5
+        block2  Conv2d 96->192 5x5 pad 2  [BN]            (N, 192, 16, 16)
+                Conv2d 192->960 1x1       [BN] Maxout 5   (N, 192, 16, 16)
+                Conv2d 192->960 1x1       [BN] Maxout 5
+                AvgPool2d 3x3/2 ceil                      (N, 192, 8, 8)
+                Dropout 0.5
+        block3  Conv2d 192->192 3x3 pad 1 [BN]            (N, 192, 8, 8)
+                Conv2d 192->960 1x1       [BN] Maxout 5
+                Conv2d 192->50 1x1        [BN] Maxout 5   (N, 10, 8, 8)
+                GlobalAvgPool2d                           (N, 10) logits
+
+    ``batch_norm=False`` drops every BN (the "maxout NIN" baseline; the
+    convolutions then keep their bias).  ``dropout=0`` leaves dropout out.
+    """
+
+    pools = (AvgPool2d, AvgPool2d)
+
+    def __init__(self, widths, in_channels, num_classes, pieces=5, batch_norm=True, dropout=0.5):
+        super().__init__()
+        self.pieces, self.batch_norm = pieces, batch_norm
+        self._build(widths, in_channels, num_classes, dropout)
+
+    def _spatial(self, in_channels, width, kernel):
+        return self._conv_bn(in_channels, width, kernel)
+
+    def _pointwise(self, in_channels, units):
+        return self._conv_bn(in_channels, units * self.pieces, 1) + [Maxout(self.pieces)]
+
+    def extra_repr(self):
+        return f"pieces={self.pieces}, batch_norm={self.batch_norm}"

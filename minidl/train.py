@@ -1,0 +1,474 @@
+"""The training loop: :class:`Trainer`, :func:`evaluate`, and building a run from a checkpoint.
+
+    trainer = Trainer(model, optimizer, train_loader, test_loader=test_loader,
+                      schedule=schedule, epochs=10, seed=0, out_dir="run")
+    history = trainer.fit()            # one dict per epoch; also run/log.csv, run/log.json
+    ...                                # later, or after Ctrl-C:
+    trainer.load_checkpoint("run/checkpoint.npz")
+    trainer.fit()                      # continues exactly where the checkpoint left off
+
+Device traffic per training step: the batch's images and labels are copied to
+the model's device (two copies), and nothing comes back except the one
+boolean that ``cross_entropy`` reads to check the label range.  The loss and
+the number of correct predictions stay on the device; they are copied to the
+host together, once every ``log_every`` steps and at the end of an epoch,
+which is also when a NaN or infinite loss is noticed.
+
+Reproducibility: at the start of epoch ``e`` the global generators are seeded
+with ``minidl.manual_seed`` from ``(seed, e)``, and a checkpoint holds every
+other source of randomness (the loader's shuffling generator, the host
+generator within an epoch).  So on the CPU a run resumed from a checkpoint
+ends with the same weights, bit for bit, as a run never interrupted.  On a GPU
+that holds at epoch boundaries; within an epoch the device's dropout generator
+(whose state CuPy cannot save) restarts from a new seed.
+
+For commands that rebuild a run (``minidl eval``, ``minidl diagnose``):
+:func:`data_pipeline`, :func:`load_data`, :func:`restore_model` and
+:func:`restore_preprocessing`.  See ``docs/training.md``.
+"""
+import contextlib
+import csv
+import io
+import itertools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import numpy
+
+from . import backend, models
+from .autograd import Tensor, no_grad
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .data import load as load_dataset
+from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
+                              RandomHorizontalFlip, ZCAWhitening)
+from .functional.loss import cross_entropy
+from .progress import progress
+
+__all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME",
+           "data_pipeline", "load_data", "restore_model", "restore_preprocessing"]
+
+CHECKPOINT_NAME = "checkpoint.npz"
+LOG_FIELDS = ("epoch", "global_step", "lr", "train_loss", "train_accuracy", "test_loss",
+              "test_accuracy", "time_s")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on: the loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :meth:`Trainer.fit`; ``checkpoint`` is the file to resume from (or None)."""
+
+    def __init__(self, message, checkpoint):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+def _model_device(model):
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else backend.Device("cpu")
+
+
+def _to_device(images, labels, device):
+    """One batch as tensors on ``device``: one copy of each array."""
+    return Tensor(backend.to_device(images, device)), Tensor(backend.to_device(labels, device))
+
+
+def _count_correct(logits, labels):
+    """The number of rows whose largest logit is the label's, as a device scalar."""
+    return (logits.argmax(axis=1) == labels).sum()
+
+
+def _read_back(losses, corrects):
+    """Copy lists of device scalars to the host in one transfer: two float64 arrays."""
+    xp = backend.get_array_module(losses[0])
+    packed = xp.stack([xp.stack(losses).astype(xp.float64),
+                       xp.stack(corrects).astype(xp.float64)])
+    host = backend.to_numpy(packed)
+    return host[0], host[1]
+
+
+def evaluate(model, loader, device=None):
+    """Mean cross-entropy loss and accuracy (a fraction) of ``model`` over ``loader``.
+
+    Runs in evaluation mode under ``no_grad`` and restores the model's mode
+    afterwards.  Per-batch results stay on the device and are copied to the
+    host once, at the end.
+    """
+    device = device if device is not None else _model_device(model)
+    was_training = model.training
+    model.eval()
+    losses, corrects, sizes = [], [], []
+    try:
+        with no_grad():
+            for images, labels in loader:
+                x, y = _to_device(images, labels, device)
+                logits = model(x)
+                losses.append(cross_entropy(logits, y).data)
+                corrects.append(_count_correct(logits.data, y.data))
+                sizes.append(len(labels))
+    finally:
+        model.train(was_training)
+    if not sizes:
+        raise ValueError("evaluate: the loader yielded no batches")
+    losses, corrects = _read_back(losses, corrects)
+    total = sum(sizes)
+    return float(numpy.dot(losses, sizes) / total), float(corrects.sum() / total)
+
+
+def _epoch_seed(seed, epoch):
+    """The seed of epoch ``epoch``: independent streams for every (seed, epoch) pair."""
+    return int(numpy.random.SeedSequence([seed, epoch]).generate_state(1, numpy.uint64)[0])
+
+
+class _InterruptFlag:
+    requested = False
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """Turn the first Ctrl-C into a flag, checked after each step; a second one stops at once.
+
+    Only where Python's default SIGINT handler is in place in the main thread:
+    elsewhere (a worker thread, a program with its own handler) Ctrl-C raises
+    KeyboardInterrupt as usual.
+    """
+    flag = _InterruptFlag()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+        print("\nCtrl-C: stopping after this step to save a checkpoint "
+              "(press Ctrl-C again to stop at once, without saving)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` over ``train_loader`` for ``epochs`` epochs.
+
+    schedule: a learning-rate scheduler stepped after every optimizer step
+        (so build it in iterations: ``T_max = epochs * len(train_loader)``).
+    test_loader: evaluated after every epoch (test loss and accuracy in the log).
+    seed: the run seed (a non-negative int); epoch ``e`` starts with
+        ``minidl.manual_seed`` of a seed derived from ``(seed, e)``.
+    out_dir: where ``checkpoint.npz`` (every epoch, and on Ctrl-C), ``log.csv``
+        and ``log.json`` go; None writes nothing.
+    log_every: how many steps between copies of the loss to the host (the
+        progress bar's running numbers and the NaN check).
+    config: JSON-ready facts about the run (model name, data set, hyper-parameters),
+        saved in the checkpoint and ``log.json``.
+    extra_state: more state for the checkpoint only (e.g. fitted preprocessing arrays).
+    verbose: print a progress bar and one line per epoch.
+
+    The model must already be on its device; batches go to the device of its
+    first parameter.
+    """
+
+    def __init__(self, model, optimizer, train_loader, *, test_loader=None, schedule=None,
+                 epochs=1, seed=0, out_dir=None, log_every=20, config=None, extra_state=None,
+                 verbose=True):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Trainer: seed must be a non-negative int, got {seed!r}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"Trainer: epochs must be a positive int, got {epochs!r}")
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
+            raise ValueError(f"Trainer: log_every must be a positive int, got {log_every!r}")
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.epochs, self.seed, self.log_every = epochs, seed, log_every
+        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        self.config = dict(config or {})
+        self.extra_state = dict(extra_state or {})
+        self.verbose = verbose
+        self.device = _model_device(model)
+        self.epoch = 0            # the epoch in progress, counted from 0
+        self.step_in_epoch = 0    # steps of that epoch already done
+        self.global_step = 0
+        self.history = []         # one dict per finished epoch (LOG_FIELDS)
+        self._totals = [0.0, 0.0, 0]        # this epoch: sum of losses * sizes, correct, seen
+        self._epoch_loader_state = None     # the loader's state when this epoch began
+        self._host_rng_state = None         # set by load_state_dict for a mid-epoch resume
+
+    @property
+    def checkpoint_path(self):
+        return None if self.out_dir is None else os.path.join(self.out_dir, CHECKPOINT_NAME)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self):
+        """Train until ``epochs`` epochs are done; return the history (one dict per epoch).
+
+        Raises TrainingError when the loss becomes NaN or infinite, and
+        TrainingInterrupted (a KeyboardInterrupt) after Ctrl-C, once the
+        checkpoint of the last completed step is written.
+        """
+        if self.out_dir is not None:
+            os.makedirs(self.out_dir, exist_ok=True)
+        with _deferred_interrupts() as interrupt:
+            try:
+                while self.epoch < self.epochs:
+                    self._run_epoch(interrupt)
+                    if interrupt.requested and self.epoch < self.epochs:
+                        raise self._stop()
+            except TrainingInterrupted:
+                raise
+            except KeyboardInterrupt:
+                raise self._interrupted_mid_step() from None
+        return self.history
+
+    def _run_epoch(self, interrupt):
+        started = time.perf_counter()
+        if self.step_in_epoch == 0:
+            backend.manual_seed(_epoch_seed(self.seed, self.epoch))
+            self._epoch_loader_state = self.train_loader.state_dict()
+            self._totals = [0.0, 0.0, 0]
+        else:   # resuming mid-epoch: replay the epoch's batch order, skip the batches done
+            backend.manual_seed(_epoch_seed(self.seed, self.epoch))
+            backend.host_rng().bit_generator.state = self._host_rng_state
+            self.train_loader.load_state_dict(self._epoch_loader_state)
+        batches = itertools.islice(iter(self.train_loader), self.step_in_epoch, None)
+        bar = progress(total=len(self.train_loader), desc=f"epoch {self.epoch + 1}/{self.epochs}",
+                       disable=not self.verbose)
+        bar.update(self.step_in_epoch)
+        window = ([], [], [])     # device losses, device correct counts, batch sizes
+        self.model.train()
+        try:
+            for images, labels in batches:
+                self._step(images, labels, window)
+                bar.update()
+                if len(window[0]) == self.log_every or interrupt.requested:
+                    self._flush(window, bar)
+                if interrupt.requested:
+                    raise self._stop()
+            self._flush(window, bar)
+        finally:
+            bar.close()
+        self._end_epoch(time.perf_counter() - started)
+
+    def _step(self, images, labels, window):
+        x, y = _to_device(images, labels, self.device)
+        logits = self.model(x)
+        loss = cross_entropy(logits, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        if self.schedule is not None:
+            self.schedule.step()
+        window[0].append(loss.data)
+        window[1].append(_count_correct(logits.data, y.data))
+        window[2].append(len(labels))
+        self.step_in_epoch += 1
+        self.global_step += 1
+
+    def _flush(self, window, bar):
+        """Copy the window's losses to the host, check them, add them to the epoch's totals."""
+        losses, corrects, sizes = window
+        if not losses:
+            return
+        losses, corrects = _read_back(losses, corrects)
+        bad = numpy.flatnonzero(~numpy.isfinite(losses))
+        if bad.size:
+            step = self.step_in_epoch - len(losses) + int(bad[0]) + 1
+            raise TrainingError(
+                f"the loss became {losses[bad[0]]} at epoch {self.epoch + 1}, step {step} "
+                f"(global step {self.global_step - len(losses) + int(bad[0]) + 1}); training "
+                f"stopped without saving. Lower the learning rate (it was "
+                f"{self.optimizer.param_groups[0]['lr']:.4g}) or check the data")
+        self._totals[0] += float(numpy.dot(losses, sizes))
+        self._totals[1] += float(corrects.sum())
+        self._totals[2] += sum(sizes)
+        for part in window:
+            part.clear()
+        bar.set_postfix(loss=self._totals[0] / self._totals[2],
+                        acc=f"{100 * self._totals[1] / self._totals[2]:.1f}%")
+
+    def _end_epoch(self, seconds):
+        loss_sum, correct, seen = self._totals
+        record = {"epoch": self.epoch + 1, "global_step": self.global_step,
+                  "lr": float(self.optimizer.param_groups[0]["lr"]),
+                  "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                  "test_loss": None, "test_accuracy": None}
+        if self.test_loader is not None:
+            record["test_loss"], record["test_accuracy"] = evaluate(self.model, self.test_loader,
+                                                                    self.device)
+        record["time_s"] = round(seconds, 3)
+        self.history.append(record)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._epoch_loader_state = self.train_loader.state_dict()   # the next epoch's start
+        if self.verbose:
+            print(_format_record(record, self.epochs), flush=True)
+        if self.out_dir is not None:
+            self.save_checkpoint()
+            self.write_logs()
+
+    def _stop(self):
+        """Save a checkpoint of the last completed step and make the exception to stop with.
+
+        The trainer keeps that state too, so calling ``fit()`` again goes on from there.
+        """
+        self._host_rng_state = backend.host_rng().bit_generator.state
+        path = self.save_checkpoint()
+        where = f"checkpoint saved to {path}" if path else "no checkpoint saved (no out_dir)"
+        if self.step_in_epoch:
+            when = (f"at epoch {self.epoch + 1}, step {self.step_in_epoch} of "
+                    f"{len(self.train_loader)}")
+        else:
+            when = f"after epoch {self.epoch}"
+        return TrainingInterrupted(f"training interrupted {when}; {where}", path)
+
+    def _interrupted_mid_step(self):
+        done = len(self.history)
+        path = self.checkpoint_path
+        if path is not None and done and os.path.isfile(path):
+            where = f"the checkpoint {path} holds the end of epoch {done}"
+        else:
+            where = "no checkpoint was written"
+            path = None
+        return TrainingInterrupted(f"training interrupted in the middle of a step of epoch "
+                                   f"{self.epoch + 1}; {where} (this trainer's state is "
+                                   f"half-updated: load a checkpoint before fit())", path)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self):
+        """Everything needed to continue the run: model, optimizer, schedule, counters, generators.
+
+        Between steps only: ``step_in_epoch`` steps of epoch ``epoch`` are done,
+        and the loader state is the one the epoch began with.
+        """
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step, "epochs": self.epochs, "seed": self.seed,
+            "loader": self._epoch_loader_state or self.train_loader.state_dict(),
+            "host_rng": backend.host_rng().bit_generator.state,
+            "totals": list(self._totals),
+            "history": self.history,
+            "config": self.config,
+            "extra": self.extra_state,
+        }
+
+    def load_state_dict(self, state):
+        """Restore a state from :meth:`state_dict`; the next ``fit()`` continues from it.
+
+        ``epochs`` stays this trainer's own, so a finished run can be extended.
+        """
+        if (self.schedule is None) != (state["schedule"] is None):
+            raise ValueError("the checkpoint was saved " + (
+                "without a learning-rate schedule, but this trainer has one"
+                if self.schedule is not None else
+                "with a learning-rate schedule, but this trainer has none"))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        self.train_loader.load_state_dict(state["loader"])
+        self._epoch_loader_state = state["loader"]
+        self._host_rng_state = state["host_rng"]
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step, self.seed = state["global_step"], state["seed"]
+        self._totals = list(state["totals"])
+        self.history = list(state["history"])
+        self.config = dict(state["config"])
+        self.extra_state = dict(state["extra"])
+
+    def save_checkpoint(self, path=None):
+        """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz)."""
+        path = path if path is not None else self.checkpoint_path
+        if path is None:
+            return None
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    def load_checkpoint(self, path):
+        """Restore the state saved in checkpoint file ``path``; returns the state read."""
+        state = load_checkpoint(path)
+        self.load_state_dict(state)
+        return state
+
+    def write_logs(self):
+        """Write ``log.csv`` (a row per epoch) and ``log.json`` (config, history) atomically."""
+        rows = io.StringIO()
+        writer = csv.DictWriter(rows, fieldnames=LOG_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in r.items()}
+                         for r in self.history)
+        log = json.dumps({"config": self.config, "history": self.history}, indent=1)
+        atomic_write(os.path.join(self.out_dir, "log.csv"),
+                     lambda f: f.write(rows.getvalue().encode()))
+        atomic_write(os.path.join(self.out_dir, "log.json"), lambda f: f.write(log.encode()))
+
+
+def _format_record(record, epochs):
+    text = (f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  "
+            f"train acc {100 * record['train_accuracy']:.1f}%")
+    if record["test_accuracy"] is not None:
+        text += (f"  test loss {record['test_loss']:.4f}  "
+                 f"test acc {100 * record['test_accuracy']:.1f}%")
+    return text + f"  lr {record['lr']:.3g}  {record['time_s']:.1f}s"
+
+
+
+# ---------------------------------------------------------------------- runs from a checkpoint
+
+def data_pipeline(dataset):
+    """``(preprocessing, augmentation)`` of a data set, as the ``minidl`` command uses them.
+
+    preprocessing: deterministic, fitted on the training images and applied
+        once to every split (its fitted state goes into the checkpoint):
+        global contrast normalization + ZCA whitening for CIFAR (as in the NIN
+        and MIN papers), per-channel standardization otherwise.
+    augmentation: per batch in the training loader, or None: random 32x32
+        crops of the image padded by 4 and horizontal flips for CIFAR; none
+        for digits, MNIST and SVHN (flipping a digit changes its meaning).
+    """
+    if dataset in ("cifar10", "cifar100"):
+        return (Compose([GlobalContrastNormalization(), ZCAWhitening()]),
+                Compose([RandomCrop(32, padding=4), RandomHorizontalFlip()]))
+    return Compose([Normalize()]), None
+
+
+def load_data(dataset, split, root=None, download=False, limit=None, preprocessing=None):
+    """A split as ``(images, labels)``: its first ``limit`` images, after ``preprocessing``."""
+    images, labels = load_dataset(dataset, root=root, split=split, download=download)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return (images if preprocessing is None else preprocessing(images)), labels
+
+
+def restore_model(state, device="cpu"):
+    """The model of a checkpoint ``state`` (see :func:`minidl.checkpoint.load_checkpoint`).
+
+    Built with ``minidl.models.create`` from the run's config, its weights
+    loaded, moved to ``device``, in evaluation mode.
+    """
+    config = state["config"]
+    try:
+        model = models.create(config["model"], config["dataset"], **config["overrides"])
+    except KeyError as exc:
+        raise CheckpointError(f"the checkpoint's config has no {exc}: it was not written by "
+                              f"the minidl command") from None
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def restore_preprocessing(state):
+    """The fitted preprocessing of a checkpoint ``state``, for its config's data set."""
+    preprocessing, _ = data_pipeline(state["config"]["dataset"])
+    preprocessing.load_state_dict(state["extra"]["preprocessing"])
+    return preprocessing

@@ -1,0 +1,285 @@
+"""minidl.models: shapes, parameter counts, layer structure, gradients, errors, printing."""
+import numpy
+import pytest
+
+import minidl
+from helpers import host
+from minidl.autograd import no_grad
+from minidl.gradcheck import gradcheck
+from minidl.models.nin import MIN, NIN
+from minidl.models.zoo import available, create, list_models
+from minidl.nn.layers import (AvgPool2d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool2d,
+                              MaxPool2d, Maxout, ReLU)
+
+MODELS = ("nin", "nin-bn", "maxout-nin", "min",
+          "nin-small", "nin-bn-small", "maxout-nin-small", "min-small")
+DATASETS = ("digits", "mnist", "cifar10", "cifar100", "svhn")
+INPUT = {"digits": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10),
+         "cifar100": (3, 32, 100), "svhn": (3, 32, 10)}     # channels, image size, classes
+
+# The issue's layer tables, written out here independently of minidl.models:
+# per block (spatial conv, 1x1, 1x1) units, "C" standing for the classes.
+TABLE = {
+    ("cifar", "full"): ((192, 160, 96), (192, 192, 192), (192, 192, "C")),
+    ("mnist", "full"): ((96, 64, 48), (128, 96, 48), (128, 96, "C")),
+    ("svhn", "full"): ((128, 96, 64), (320, 256, 128), (384, 256, "C")),
+    ("cifar", "small"): ((48, 40, 24), (48, 48, 48), (48, 48, "C")),
+    ("mnist", "small"): ((24, 16, 12), (32, 24, 12), (32, 24, "C")),
+    ("svhn", "small"): ((32, 24, 16), (80, 64, 32), (96, 64, "C")),
+}
+
+
+def variant(name):
+    """(uses maxout, uses batch norm, width scale) of a model name."""
+    maxout = name.startswith(("min", "maxout"))
+    batch_norm = name.startswith("min") or "-bn" in name
+    return maxout, batch_norm, "small" if name.endswith("-small") else "full"
+
+
+def expected_parameters(name, dataset, pieces=5):
+    """Sum over the layer table: conv weights, plus BN (gamma, beta) or a bias per channel."""
+    maxout, batch_norm, scale = variant(name)
+    channels, _, classes = INPUT[dataset]
+    family = {"digits": "mnist", "mnist": "mnist", "svhn": "svhn"}.get(dataset, "cifar")
+    total = 0
+    for kernel, block in zip((5, 5, 3), TABLE[family, scale]):
+        for position, units in enumerate(block):
+            units = classes if units == "C" else units
+            k = kernel if position == 0 else 1
+            outputs = units * pieces if maxout and position > 0 else units
+            total += channels * outputs * k * k + (2 * outputs if batch_norm else outputs)
+            channels = units
+    return total
+
+
+def layers(model):
+    """The model's leaf layers in forward order."""
+    return [m for m in model.modules() if not list(m.children())]
+
+
+def images(shape, dtype="float32", device="cpu", requires_grad=False, seed=0):
+    data = numpy.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return minidl.tensor(data, requires_grad=requires_grad, device=device)
+
+
+# ------------------------------------------------------------------ the zoo
+
+def test_available_lists_every_model_with_a_one_line_description():
+    models = available()
+    assert tuple(models) == MODELS
+    assert all(isinstance(d, str) and d and "\n" not in d for d in models.values())
+    assert "Lin" in models["nin"] and "Liao" in models["min"] and "Chang" in models["min"]
+    assert list_models() == models
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("name", MODELS)
+def test_parameter_count_matches_the_layer_table(name, dataset):
+    model = create(name, dataset)
+    assert model.num_parameters() == expected_parameters(name, dataset)
+    assert isinstance(model, MIN if variant(name)[0] else NIN)
+
+
+def test_parameter_counts_of_the_paper_models():
+    # NIN for CIFAR-10 as in the authors' Caffe model (all convolutions with bias).
+    assert create("nin", "cifar10").num_parameters() == 966_986
+    assert create("min", "cifar10").num_parameters() == 1_609_508
+    assert create("min", "cifar10", pieces=2).num_parameters() == \
+        expected_parameters("min", "cifar10", pieces=2)
+
+
+def test_digits_and_mnist_build_the_same_model():
+    a, b = create("min", "digits"), create("min", "mnist")
+    assert [p.shape for p in a.parameters()] == [p.shape for p in b.parameters()]
+
+
+# ------------------------------------------------------------------ shapes
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("name", MODELS)
+def test_output_shape_in_training_and_evaluation(name, dataset):
+    channels, _, classes = INPUT[dataset]
+    model = create(name, dataset)
+    x = images((2, channels, 8, 8))          # fully convolutional: 8 -> 4 -> 2 -> 1
+    with no_grad():
+        for mode in (True, False):
+            y = model.train(mode)(x)
+            assert y.shape == (2, classes) and y.dtype == numpy.float32
+            assert numpy.isfinite(host(y)).all()
+
+
+@pytest.mark.parametrize("dataset", ["digits", "cifar10"])
+@pytest.mark.parametrize("name", ["nin-small", "min-small"])
+def test_ceil_mode_pooling_halves_the_image_size(name, dataset):
+    channels, size, classes = INPUT[dataset]
+    model = create(name, dataset).eval()
+    with no_grad():
+        h1 = model.block1(images((1, channels, size, size)))
+        h2 = model.block2(h1)
+        y = model.block3(h2)
+    half = -(-size // 2)                       # 32 -> 16 -> 8, 28 -> 14 -> 7
+    assert h1.shape[2:] == (half, half) and h2.shape[2:] == (-(-half // 2),) * 2
+    assert y.shape == (1, classes)
+
+
+def test_evaluation_is_deterministic_and_training_uses_dropout():
+    model = create("min-small", "digits")
+    x = images((2, 1, 8, 8))
+    with no_grad():
+        train_a, train_b = host(model(x)), host(model(x))
+        model.eval()
+        eval_a, eval_b = host(model(x)), host(model(x))
+    assert not numpy.array_equal(train_a, train_b)
+    numpy.testing.assert_array_equal(eval_a, eval_b)
+
+
+def test_min_small_forward_and_backward_on_each_device(device):
+    model = create("min-small", "digits").to(device)
+    x = images((2, 1, 12, 12), device=device)
+    y = model(x)
+    assert y.shape == (2, 10) and y.device == device
+    y.sum().backward()
+    for p in model.parameters():
+        assert p.grad is not None and p.grad.shape == p.shape
+        assert minidl.backend.device_of(p.grad) == device
+    with no_grad():
+        assert model.eval()(x).shape == (2, 10)
+
+
+# ------------------------------------------------------------------ structure
+
+def pools(model):
+    return [(type(m), m.kernel_size, m.stride, m.ceil_mode) for m in layers(model)
+            if isinstance(m, (MaxPool2d, AvgPool2d))]
+
+
+@pytest.mark.parametrize("name", ["min", "min-small"])
+def test_min_puts_batch_norm_over_units_times_pieces_before_every_maxout(name):
+    for pieces in (5, 3):
+        model = create(name, "cifar10", pieces=pieces)
+        seq = layers(model)
+        maxouts = [i for i, m in enumerate(seq) if isinstance(m, Maxout)]
+        assert len(maxouts) == 6 and not any(isinstance(m, ReLU) for m in seq)
+        for i in maxouts:
+            conv, bn, maxout = seq[i - 2:i + 1]
+            assert isinstance(conv, Conv2d) and conv.kernel_size == (1, 1)
+            assert isinstance(bn, BatchNorm2d)
+            assert bn.num_features == conv.out_channels and maxout.pieces == pieces
+            assert conv.out_channels % pieces == 0 and conv.bias is None
+        # every convolution, the spatial ones included, is followed by batch norm
+        assert all(isinstance(seq[i + 1], BatchNorm2d)
+                   for i, m in enumerate(seq) if isinstance(m, Conv2d))
+        assert pools(model) == [(AvgPool2d, 3, 2, True)] * 2
+    assert seq[-4].out_channels == 10 * 3 and isinstance(seq[-1], GlobalAvgPool2d)
+
+
+def test_maxout_nin_is_min_without_batch_norm():
+    seq = layers(create("maxout-nin", "cifar10"))
+    assert not any(isinstance(m, BatchNorm2d) for m in seq)
+    maxouts = [i for i, m in enumerate(seq) if isinstance(m, Maxout)]
+    assert len(maxouts) == 6
+    assert all(isinstance(seq[i - 1], Conv2d) and seq[i - 1].bias is not None for i in maxouts)
+    assert [type(m) for m in layers(create("min", "cifar10")) if not isinstance(m, BatchNorm2d)] \
+        == [type(m) for m in seq]
+
+
+def test_nin_bn_has_batch_norm_before_every_relu():
+    seq = layers(create("nin-bn", "cifar10"))
+    relus = [i for i, m in enumerate(seq) if isinstance(m, ReLU)]
+    assert len(relus) == 9
+    for i in relus:
+        conv, bn = seq[i - 2:i]
+        assert isinstance(conv, Conv2d) and conv.bias is None
+        assert isinstance(bn, BatchNorm2d) and bn.num_features == conv.out_channels
+
+
+def test_nin_is_conv_relu_with_max_then_average_pooling():
+    seq = layers(create("nin", "cifar10"))
+    convs = [m for m in seq if isinstance(m, Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.padding[0]) for c in convs] == [
+        (192, 5, 2), (160, 1, 0), (96, 1, 0), (192, 5, 2), (192, 1, 0), (192, 1, 0),
+        (192, 3, 1), (192, 1, 0), (10, 1, 0)]
+    assert all(c.bias is not None for c in convs)
+    assert all(isinstance(seq[seq.index(c) + 1], ReLU) for c in convs)
+    assert not any(isinstance(m, (BatchNorm2d, Maxout)) for m in seq)
+    assert pools(create("nin", "cifar10")) == [(MaxPool2d, 3, 2, True), (AvgPool2d, 3, 2, True)]
+    assert [m.p for m in seq if isinstance(m, Dropout)] == [0.5, 0.5]
+
+
+def test_overrides_change_classes_channels_and_dropout():
+    model = create("nin-small", "cifar10", num_classes=7, in_channels=2, dropout=0.25)
+    with no_grad():
+        assert model(images((2, 2, 8, 8))).shape == (2, 7)
+    assert [m.p for m in layers(model) if isinstance(m, Dropout)] == [0.25, 0.25]
+    assert not any(isinstance(m, Dropout) for m in layers(create("min", "svhn", dropout=0)))
+    numpy_ints = create("min-small", "digits", num_classes=numpy.int64(4), pieces=numpy.int32(2))
+    assert numpy_ints.config["num_classes"] == 4 and type(numpy_ints.config["pieces"]) is int
+    with no_grad():
+        assert numpy_ints(images((2, 1, 8, 8))).shape == (2, 4)
+
+
+def test_config_rebuilds_the_same_architecture():
+    model = create("min-small", "svhn", pieces=3, dropout=0.0)
+    assert model.config == {"name": "min-small", "dataset": "svhn", "pieces": 3, "dropout": 0.0}
+    again = create(**model.config)
+    assert [(n, p.shape) for n, p in again.named_parameters()] == \
+        [(n, p.shape) for n, p in model.named_parameters()]
+
+
+def test_print_shows_the_blocks_and_the_parameter_count():
+    model = create("min-small", "digits")
+    text = repr(model)
+    assert text.startswith("MIN(\n  pieces=5, batch_norm=True\n  (block1): Sequential(")
+    assert "(block3): Sequential(" in text and "Maxout(pieces=5, axis=1)" in text
+    assert "Conv2d(24, 80, kernel_size=(1, 1)" in text and "BatchNorm2d(80," in text
+    assert text.endswith(f"(parameters: {expected_parameters('min-small', 'digits'):,})")
+
+
+# ------------------------------------------------------------------ gradients
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_parameter_gets_a_gradient(name):
+    minidl.manual_seed(0)
+    model = create(name, "cifar10")
+    y = model(images((2, 3, 8, 8)))
+    (y * images(y.shape, seed=1)).sum().backward()
+    for param_name, p in model.named_parameters():
+        assert p.grad is not None and numpy.any(host(p.grad) != 0), param_name
+
+
+def test_gradcheck_of_a_tiny_min_with_respect_to_the_input():
+    # min-small with 2 pieces and no dropout, in float64, batch statistics in train mode
+    model = create("min-small", "digits", pieces=2, dropout=0).to(dtype="float64")
+    x = images((2, 1, 8, 8), dtype="float64", requires_grad=True)
+    assert gradcheck(model, [x])
+
+
+# ------------------------------------------------------------------ errors
+
+def test_create_rejects_unknown_names_with_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'; available models: nin, "
+                                         r"nin-bn, maxout-nin, min, nin-small, .*min-small"):
+        create("resnet", "digits")
+    with pytest.raises(ValueError, match=r"unknown dataset 'imagenet'; choose one of digits, "
+                                         r"mnist, cifar10, cifar100, svhn"):
+        create("min", "imagenet")
+    with pytest.raises(ValueError, match=r"unknown override\(s\) 'pieces' for model 'nin'; "
+                                         r"valid overrides: num_classes, in_channels, dropout$"):
+        create("nin", "digits", pieces=3)
+    with pytest.raises(ValueError, match=r"unknown override\(s\) 'classes', 'width' for model "
+                                         r"'min'; valid overrides: num_classes, in_channels, "
+                                         r"dropout, pieces$"):
+        create("min", "digits", width=2, classes=3)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\), got 1.0"),
+    ({"dropout": -0.1}, r"dropout must be a probability in \[0, 1\), got -0.1"),
+    ({"dropout": "0.5"}, r"dropout must be a probability in \[0, 1\), got '0.5'"),
+    ({"num_classes": 0}, r"num_classes must be a positive integer, got 0"),
+    ({"in_channels": 2.5}, r"in_channels must be a positive integer, got 2.5"),
+    ({"pieces": True}, r"pieces must be a positive integer, got True"),
+])
+def test_create_rejects_bad_override_values(override, message):
+    with pytest.raises(ValueError, match=message):
+        create("min-small", "digits", **override)

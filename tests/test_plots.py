@@ -1,0 +1,77 @@
+"""Plots: PNG files of the documented pixel size; a clear error without matplotlib."""
+import importlib.util
+import struct
+import sys
+
+import numpy
+import pytest
+
+from minidl import plots
+from minidl.diagnostics import LayerStats
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                                      reason='drawing needs the "plot" extra (matplotlib)')
+
+
+def png_size(path):
+    """(width, height) from the IHDR chunk, which follows the 8-byte signature."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    assert len(data) > 5000          # more than a blank canvas's few hundred bytes
+    return struct.unpack(">II", data[16:24])
+
+
+def layers(depth, regions, seed):
+    rng = numpy.random.default_rng(seed)
+    return [LayerStats(f"layer{i}", "maxout", rng.integers(0, 50, (6, regions)) + 1)
+            for i in range(depth)]
+
+
+@needs_matplotlib
+@pytest.mark.parametrize("panels", [1, 2, 3])
+def test_region_share_bars_and_histograms(tmp_path, panels):
+    stats = {f"setting {i}": layers(3 + i, 4, i) for i in range(panels)}
+    stats["relu layers"] = [LayerStats("r", "relu", numpy.array([[10, 0], [3, 7]]))]
+    bars = plots.plot_region_shares(stats, tmp_path / "bars.png")
+    hist = plots.plot_largest_share_histogram(stats, tmp_path / "sub" / "hist.png")
+    for path in (bars, hist):
+        assert png_size(path) == plots.figure_pixels(panels + 1)
+
+
+def test_figure_pixels_follow_the_panel_grid():
+    width, height = (round(v * plots.DPI) for v in plots.PANEL_INCHES)
+    assert plots.figure_pixels(1) == (width, height)
+    assert plots.figure_pixels(4) == (2 * width, 2 * height)
+    assert plots.figure_pixels(5) == (2 * width, 3 * height)
+
+
+@needs_matplotlib
+def test_training_curves(tmp_path):
+    histories = {"BN": [{"train_loss": 2.0, "test_accuracy": 0.3},
+                        {"train_loss": 1.0, "test_accuracy": 0.6}],
+                 "no BN": [{"train_loss": 2.3, "test_accuracy": 0.1}]}
+    path = plots.plot_training_curves(histories, tmp_path / "curves.png",
+                                      styles={"no BN": {"linestyle": "--"}})
+    assert png_size(path) == plots.figure_pixels(2)
+    path = plots.plot_training_curves(histories, tmp_path / "loss.png", metrics=("train_loss",))
+    assert png_size(path) == plots.figure_pixels(1)
+
+
+def test_empty_input_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="plot_region_shares: nothing to plot"):
+        plots.plot_region_shares({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="panel 'a' has no layers"):
+        plots.plot_largest_share_histogram({"a": []}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="plot_training_curves: nothing to plot"):
+        plots.plot_training_curves({}, tmp_path / "x.png")
+
+
+def test_missing_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # makes `import matplotlib` fail
+    with pytest.raises(ImportError, match=r'pip install "minidl\[plot\]"'):
+        plots.plot_region_shares({"a": layers(2, 4, 0)}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
