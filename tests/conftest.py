@@ -9,8 +9,12 @@
 import os
 import sys
 
-import numpy
-import pytest
+# One BLAS thread: on a busy 2-core machine two threads fight each other (runs get up to
+# 10x slower), and a fixed thread count keeps float results identical from run to run.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy  # noqa: E402
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -178,6 +178,10 @@ class ZCAWhitening:
         _check_batch("ZCAWhitening.fit: images", images)
         x = images.reshape(len(images), -1)
         mean = x.mean(axis=0, dtype=np.float64)
+        self.mean = mean.astype(np.float32)
+        if len(x) < x.shape[1]:
+            self.W = self._fit_few(x - mean).astype(np.float32)
+            return self
         cov = np.zeros((x.shape[1], x.shape[1]))
         for start in range(0, len(x), self.CHUNK):  # float64 without a float64 copy of x
             c = x[start:start + self.CHUNK] - mean
@@ -186,9 +190,22 @@ class ZCAWhitening:
         # for a symmetric positive semi-definite matrix the SVD is the eigendecomposition;
         # eigh finds it several times faster than svd; clip rounding below 0
         s, u = np.linalg.eigh(cov)
-        self.mean = mean.astype(np.float32)
         self.W = ((u / np.sqrt(np.maximum(s, 0) + self.eps)) @ u.T).astype(np.float32)
         return self
+
+    def _fit_few(self, centred):
+        """W from N < D centred rows, without the D x D eigendecomposition.
+
+        With `centred = U diag(s) V^T` (thin SVD), the covariance has the
+        eigenvalues s**2 / N along the rows of V^T and 0 on the rest of the
+        space, where W scales by 1 / sqrt(eps):
+        `W = V diag(1/sqrt(s**2/N + eps) - 1/sqrt(eps)) V^T + I / sqrt(eps)`.
+        """
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        scale = 1 / np.sqrt(s ** 2 / len(centred) + self.eps) - 1 / np.sqrt(self.eps)
+        w = (vt.T * scale) @ vt
+        w[np.diag_indices_from(w)] += 1 / np.sqrt(self.eps)
+        return w
 
     def __call__(self, batch, rng=None):
         _check_batch("ZCAWhitening", batch)

@@ -153,6 +153,16 @@ def test_zca_whitens_full_rank_training_data():
     np.testing.assert_allclose(zca.W, zca.W.T, atol=1e-4)  # zero-phase: W is symmetric
 
 
+def test_zca_with_fewer_images_than_features_equals_the_covariance_formula():
+    x = np.random.default_rng(3).random((40, 3, 5, 5)).astype(np.float32)
+    zca = ZCAWhitening(eps=0.05).fit(x)                  # 40 images < 75 features
+    centred = x.reshape(40, -1).astype(np.float64)
+    centred -= centred.mean(axis=0)
+    s, u = np.linalg.eigh(centred.T @ centred / 40)
+    expected = (u / np.sqrt(np.maximum(s, 0) + 0.05)) @ u.T
+    np.testing.assert_allclose(zca.W, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_zca_eps_shrinks_small_directions():
     x = images(500)
     tiny = ZCAWhitening(eps=1e-6).fit(x)(x).reshape(500, -1)
