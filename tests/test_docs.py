@@ -1,0 +1,93 @@
+"""The documentation site: it builds without warnings, its links resolve, its example runs."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = os.path.join(ROOT, "docs")
+
+FENCE = re.compile(r"^(```|~~~).*?^\1[ \t]*$", re.S | re.M)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+# [text](target) and ![alt](target), with an optional "title" after the target
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def markdown_files():
+    for folder, _, names in os.walk(DOCS):
+        for name in sorted(names):
+            if name.endswith(".md"):
+                yield os.path.join(folder, name)
+
+
+def relative_links(text):
+    """Targets of the Markdown links and images outside code, without their #anchor."""
+    prose = CODE_SPAN.sub("", FENCE.sub("", text))
+    for target in LINK.findall(prose):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("#"):
+            continue            # a URL (http:, mailto:) or an anchor on the same page
+        yield target.split("#", 1)[0]
+
+
+def test_markdown_links_and_images_point_to_existing_files():
+    checked, broken = 0, []
+    for path in markdown_files():
+        with open(path, encoding="utf-8") as f:
+            targets = list(relative_links(f.read()))
+        for target in targets:
+            checked += 1
+            if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+                broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
+    assert not broken, "links to missing files:\n" + "\n".join(broken)
+    assert checked > 20, f"only {checked} links found: is the link pattern still right?"
+
+
+def test_link_pattern_finds_links_and_skips_code():
+    text = ("See [a](guide/a.md#x) and ![plot](results/p.png \"title\"), [web](https://x.org).\n"
+            "`[not](code.md)`\n```\n[not](fenced.md)\n```\n[anchor](#here)\n")
+    assert list(relative_links(text)) == ["guide/a.md", "results/p.png"]
+
+
+def index_example():
+    with open(os.path.join(DOCS, "index.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.S | re.M)
+    assert blocks, "docs/index.md has no ```python block"
+    shown = re.search(r"^```\n(loss after .*?)^```", text, re.S | re.M)
+    assert shown, "docs/index.md does not show the example's output in a ``` block"
+    return blocks[0], shown.group(1)
+
+
+def test_index_example_runs_and_prints_what_the_page_shows():
+    code, shown = index_example()
+    # A fresh interpreter, as a reader has, with one BLAS thread: on a busy 2-core
+    # machine a second OpenBLAS thread makes these small products many times slower.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIDL_DEVICE="cpu")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    printed, expected = result.stdout.splitlines(), shown.splitlines()
+    loss = float(printed[0].rpartition(":")[2])
+    assert abs(loss - float(expected[0].rpartition(":")[2])) < 0.05, (printed[0], expected[0])
+    # the table: same layers, kinds and sizes (the measured columns may differ in the last digits)
+    assert [line.split()[:5] for line in printed[1:]] == [line.split()[:5] for line in expected[1:]]
+
+
+def test_mkdocs_build_strict(tmp_path):
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip('mkdocs is not installed: pip install -e ".[docs]"')
+    site = tmp_path / "site"
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")    # Material's banner would bury the errors
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
+                             "--site-dir", str(site)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for page in ("index.html", "results/index.html", "guide/devices/index.html",
+                 "batch_norm/index.html"):
+        assert (site / page).is_file(), f"{page} was not built"
+    # math reaches MathJax: arithmatex wraps it, and the page loads the config
+    batch_norm = (site / "batch_norm" / "index.html").read_text(encoding="utf-8")
+    assert 'class="arithmatex"' in batch_norm and "javascripts/mathjax.js" in batch_norm
