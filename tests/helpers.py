@@ -1,4 +1,9 @@
 """Small helpers shared by the tests (importable as ``helpers``: conftest puts tests/ on the path)."""
+import contextlib
+import functools
+import http.server
+import threading
+
 import numpy
 
 import minidl
@@ -15,3 +20,22 @@ def host(array):
 def leaf(array, device, requires_grad=True):
     """A float64 (or the array's dtype) leaf tensor on ``device`` from host data."""
     return minidl.tensor(numpy.asarray(array), requires_grad=requires_grad, device=device)
+
+
+@contextlib.contextmanager
+def loopback_server(directory):
+    """Serve ``directory`` over HTTP on 127.0.0.1 (a free port); yields the base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -1,5 +1,6 @@
 """The ``minidl`` command: train, eval, models, resume, and its error messages."""
 import contextlib
+import hashlib
 import io
 import json
 import re
@@ -9,10 +10,13 @@ import sys
 
 import numpy
 import pytest
+from cifar_files import make_cifar
+from helpers import loopback_server
 
 from minidl import backend
 from minidl.checkpoint import load_checkpoint
 from minidl.cli import DEFAULTS, main
+from minidl.data.download import MD5, MIRRORS
 from minidl.train import Trainer
 
 TINY = ["--model", "nin-small", "--dataset", "digits", "--limit", "64", "--batch-size", "32",
@@ -145,3 +149,22 @@ def test_python_dash_m_minidl_runs_the_command():
     result = subprocess.run([sys.executable, "-m", "minidl", "--version"], capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip().startswith("minidl ")
+
+
+def test_train_full_min_on_cifar10_with_download_from_a_loopback_server(tmp_path, monkeypatch,
+                                                                        capsys):
+    """`minidl train --model min --dataset cifar10 --download` fetches, verifies and trains."""
+    archive, _ = make_cifar(tmp_path / "www", "cifar10", n=4)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setitem(MD5, "cifar10",
+                        {archive.name: hashlib.md5(archive.read_bytes()).hexdigest()})
+    data_dir = tmp_path / "data"
+    with loopback_server(tmp_path / "www") as url:
+        monkeypatch.setitem(MIRRORS, "cifar10", [url])
+        status = main(["train", "--model", "min", "--dataset", "cifar10", "--download",
+                       "--data-dir", str(data_dir), "--limit", "8", "--batch-size", "4",
+                       "--epochs", "1", "--warmup", "0", "--out", str(tmp_path / "run")])
+    assert status == 0
+    assert (data_dir / "cifar10" / archive.name).read_bytes() == archive.read_bytes()
+    assert re.fullmatch(r"test accuracy: \d+\.\d%", capsys.readouterr().out.splitlines()[-1])
+    assert (tmp_path / "run" / "checkpoint.npz").is_file()

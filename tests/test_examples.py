@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy
 import pytest
+from cifar_files import make_cifar
 
 import minidl
 
@@ -101,9 +102,7 @@ def test_train_mnist_on_a_gpu_keeps_host_and_device_apart(fake_gpu, capsys):
 @pytest.fixture
 def tiny_cifar10(tmp_path):
     """A CIFAR-10 archive in the canonical python format: 5 x 13 training, 13 test images."""
-    helpers = load_module(Path(__file__).parent / "data" / "test_data_cifar.py",
-                          "cifar_archive_helpers")
-    archive, _ = helpers.make_cifar(tmp_path / "cifar10", "cifar10", n=13)
+    archive, _ = make_cifar(tmp_path / "cifar10", "cifar10", n=13)
     assert archive.name == "cifar-10-python.tar.gz"
     return tmp_path
 
