@@ -8,8 +8,8 @@
     trainer.fit()                      # continues exactly where the checkpoint left off
 
 Device traffic per training step: the batch's images and labels are copied to
-the model's device (two copies), and nothing comes back except the one
-boolean that ``cross_entropy`` reads to check the label range.  The loss and
+the model's device (two copies), and nothing comes back: the label range is
+checked on the host before the copy.  The loss and
 the number of correct predictions stay on the device; they are copied to the
 host together, once every ``log_every`` steps and at the end of an epoch,
 which is also when a NaN or infinite loss is noticed.
@@ -45,7 +45,7 @@ from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_che
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)
-from .functional.loss import cross_entropy
+from .functional.loss import check_label_range, cross_entropy
 from .progress import progress
 
 __all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME",
@@ -108,7 +108,8 @@ def evaluate(model, loader, device=None):
             for images, labels in loader:
                 x, y = _to_device(images, labels, device)
                 logits = model(x)
-                losses.append(cross_entropy(logits, y).data)
+                check_label_range(labels, logits.shape[1])
+                losses.append(cross_entropy(logits, y, check_labels=False).data)
                 corrects.append(_count_correct(logits.data, y.data))
                 sizes.append(len(labels))
     finally:
@@ -261,7 +262,8 @@ class Trainer:
     def _step(self, images, labels, window):
         x, y = _to_device(images, labels, self.device)
         logits = self.model(x)
-        loss = cross_entropy(logits, y)
+        check_label_range(labels, logits.shape[1])          # on the host: no device sync
+        loss = cross_entropy(logits, y, check_labels=False)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import minidl
 from minidl import gradcheck
 from minidl.functional.linear import linear
-from minidl.functional.loss import cross_entropy
+from minidl.functional.loss import check_label_range, cross_entropy
 
 
 def values(shape, seed, scale=1.0):
@@ -191,6 +191,16 @@ def test_cross_entropy_stays_on_the_device(fake_gpu):
     fake_gpu.reset_transfers()
     cross_entropy(logits, labels).backward()
     assert fake_gpu.transfers == {"to_device": 0, "to_host": 1}
+    fake_gpu.reset_transfers()
+    cross_entropy(logits, labels, check_labels=False).backward()
+    assert fake_gpu.transfers == {"to_device": 0, "to_host": 0}
+
+
+def test_label_range_check_on_host_labels():
+    check_label_range(numpy.array([0, 3]), 4)
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 4\) for 4 classes, got 7 "
+                                         r"at index 1"):
+        check_label_range(numpy.array([0, 7]), 4)
 
 
 def test_cross_entropy_matches_torch(device):

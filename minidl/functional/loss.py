@@ -2,7 +2,7 @@
 from .. import backend
 from ..autograd import Function, Tensor
 
-__all__ = ["cross_entropy"]
+__all__ = ["cross_entropy", "check_label_range"]
 
 
 class CrossEntropy(Function):
@@ -34,12 +34,27 @@ class CrossEntropy(Function):
         return grad
 
 
-def cross_entropy(logits, labels):
+def check_label_range(labels, num_classes):
+    """Raise a clear error unless every label is in [0, num_classes).
+
+    On device labels this reads one boolean back to the host (a GPU sync);
+    on host labels it costs nothing.
+    """
+    if bool(((labels < 0) | (labels >= num_classes)).any()):
+        host = backend.to_numpy(labels)
+        bad = int(((host < 0) | (host >= num_classes)).argmax())
+        raise ValueError(f"cross_entropy: labels must be in [0, {num_classes}) for "
+                         f"{num_classes} classes, got {int(host[bad])} at index {bad}")
+
+
+def cross_entropy(logits, labels, check_labels=True):
     """Mean cross entropy of ``logits`` (N, K) against integer ``labels`` (N,) in [0, K).
 
     ``labels`` is an integer Tensor or backend array on the logits' device.
     Checking the label range reads one boolean from the device (a GPU sync);
-    everything else stays on the device.
+    a caller that has checked its labels on the host already (as the training
+    loop does, with :func:`check_label_range`) passes ``check_labels=False``,
+    and then nothing leaves the device.
     """
     if not isinstance(logits, Tensor):
         raise TypeError(f"cross_entropy: logits must be a minidl Tensor, got "
@@ -61,9 +76,6 @@ def cross_entropy(logits, labels):
                          f"are on {logits.device}")
     if n == 0:
         raise ValueError("cross_entropy: the batch is empty (N = 0); its mean is undefined")
-    if bool(((labels < 0) | (labels >= k)).any()):
-        host = backend.to_numpy(labels)
-        bad = int(((host < 0) | (host >= k)).argmax())
-        raise ValueError(f"cross_entropy: labels must be in [0, {k}) for {k} classes, got "
-                         f"{int(host[bad])} at index {bad}")
+    if check_labels:
+        check_label_range(labels, k)
     return CrossEntropy.apply(logits, labels)
