@@ -17,12 +17,13 @@ temporary file behind.
 """
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write"]
+from .fileio import atomic_write
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 FORMAT = "minidl-checkpoint"
 VERSION = 1
@@ -34,34 +35,6 @@ _MARKERS = (_ARRAY, _SCALAR, _TUPLE, _ITEMS)
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupt, or holds the wrong content."""
-
-
-def atomic_write(path, write):
-    """Call ``write(binary_file)`` on a temporary file, then rename it to ``path``.
-
-    If ``write`` raises (or the process is interrupted), the temporary file is
-    removed and a file already at ``path`` is left as it was.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        os.chmod(temp, 0o666 & ~_umask())     # mkstemp makes it private; give the usual mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)     # the only way to read it is to set it
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path, state):

@@ -41,7 +41,8 @@ import numpy
 
 from . import backend, models
 from .autograd import Tensor, no_grad
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .fileio import atomic_write
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)

@@ -6,12 +6,12 @@ checks the MD5, and only then renames it into place (os.replace is atomic),
 so a file under its final name is always complete and verified.
 """
 import hashlib
-import http.client
 import os
-import tempfile
+import http.client
 import urllib.request
 from pathlib import Path
 
+from ..fileio import atomic_write
 from ..progress import progress
 from .errors import DataError
 
@@ -77,10 +77,10 @@ def download_file(dataset, filename, folder, show_progress=True):
 
 
 def _fetch(url, target, expected_md5, show_progress):
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
+    """Stream ``url`` into ``target`` through a temporary file, renamed only once verified."""
+    def write(out):
         md5 = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
             size = response.headers.get("Content-Length")
             size = int(size) if size else None
             received = 0
@@ -97,7 +97,4 @@ def _fetch(url, target, expected_md5, show_progress):
         if actual != expected_md5:
             raise DataError(f"MD5 mismatch for {target.name}: expected {expected_md5}, "
                             f"got {actual}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(target, write)

@@ -49,7 +49,10 @@ def read_mat(path):
                 inner = zlib.decompress(data)
             except zlib.error as e:
                 raise DataError(f"{path}: corrupt compressed variable ({e})") from e
-            mtype, data = next(_elements(memoryview(inner), 0, order, path))
+            first = next(_elements(memoryview(inner), 0, order, path), None)
+            if first is None:
+                raise DataError(f"{path}: empty compressed variable")
+            mtype, data = first
         if mtype == MI_MATRIX:
             name, array = _matrix(data, order, path)
             if array is not None:

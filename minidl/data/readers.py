@@ -161,4 +161,9 @@ def read_svhn(path):
         raise DataError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), "
                         f"found X {x.shape} and y {y.shape}")
     images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> NCHW
-    return _to_float(images), y.reshape(-1).astype(np.int64) % 10
+    labels = y.reshape(-1).astype(np.int64)
+    labels[labels == 10] = 0                                  # SVHN writes digit 0 as 10
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        bad = int(((labels < 0) | (labels > 9)).argmax())
+        raise DataError(f"{path}: label {labels[bad]} at index {bad} is not a digit 1..10")
+    return _to_float(images), labels

@@ -2,6 +2,7 @@
 import functools
 import hashlib
 import http.server
+import os
 import re
 import threading
 from pathlib import Path
@@ -84,6 +85,17 @@ def test_mirror_fallback(server, tmp_path, monkeypatch):
     assert requested == ["/missing/train-labels-idx1-ubyte.gz",
                          "/mirror/train-labels-idx1-ubyte.gz"]
     assert path.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_downloaded_file_gets_the_usual_permissions(server, tmp_path, monkeypatch):
+    url, _, _ = server
+    monkeypatch.setitem(MIRRORS, "mnist", [f"{url}/mirror/"])
+    old = os.umask(0o022)
+    try:
+        path = download_file("mnist", "train-labels-idx1-ubyte.gz", tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644        # readable by others, as a cache is
 
 
 def test_wrong_checksum_leaves_nothing(server, tmp_path, monkeypatch):

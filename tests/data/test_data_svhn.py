@@ -182,6 +182,22 @@ def mat_reader(request, monkeypatch):
     return request.param
 
 
+def test_svhn_label_out_of_range(tmp_path, mat_reader):
+    x, y = svhn_arrays(n=3)
+    y[1, 0] = 11
+    write_mat(tmp_path / "bad.mat", {"X": x, "y": (y, "uint8")}, compress=True)
+    with pytest.raises(DataError, match=r"bad\.mat: label 11 at index 1 is not a digit 1\.\.10"):
+        read_svhn(tmp_path / "bad.mat")
+
+
+def test_empty_compressed_variable(tmp_path):
+    header = b"MATLAB 5.0 MAT-file".ljust(116, b" ") + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM"
+    empty = zlib.compress(b"")
+    (tmp_path / "e.mat").write_bytes(header + element(15, empty, "<"))
+    with pytest.raises(DataError, match=r"e\.mat: empty compressed variable"):
+        read_mat(tmp_path / "e.mat")
+
+
 def test_read_svhn(tmp_path, mat_reader):
     x, y = write_svhn(tmp_path / "train_32x32.mat", n=6)
     images, labels = read_svhn(tmp_path / "train_32x32.mat")
