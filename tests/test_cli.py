@@ -88,7 +88,8 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, monkeypatch,
                      err)
     assert f"resume with: minidl train --resume {out}" in err
     monkeypatch.setattr(Trainer, "write_logs", original)
-    assert main(["train", "--resume", str(out)]) == 0
+    monkeypatch.chdir(out)                      # a bare file name resumes into its own folder
+    assert main(["train", "--resume", "checkpoint.npz"]) == 0
     assert "resuming" in capsys.readouterr().out
     a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")["model"]
     b = load_checkpoint(out / "checkpoint.npz")["model"]
