@@ -82,6 +82,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=1000, see
             numeric = (plus - minus) / (2 * eps)
             error = abs(numeric - analytic[index])
             excess = error / (atol + rtol * abs(numeric))
+            if not numpy.isfinite(excess):          # a NaN or inf gradient must fail, not hide
+                excess = numpy.inf
             if worst is None or excess > worst[0]:
                 worst = (excess, index, numeric, analytic[index], error)
         if worst is not None and worst[0] > 1:

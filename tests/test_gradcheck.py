@@ -79,3 +79,12 @@ def test_float32_and_missing_inputs_are_refused():
         gradcheck(Square.apply, [minidl.tensor([1.0], requires_grad=True)])
     with pytest.raises(ValueError, match="no input has requires_grad=True"):
         gradcheck(Square.apply, [minidl.tensor(numpy.ones(2))])
+
+
+def test_nan_gradient_fails(device):
+    class NanGrad(Square):
+        def backward(self, gy):
+            return gy * float("nan")
+
+    with pytest.raises(GradcheckError, match="analytic nan"):
+        gradcheck(NanGrad.apply, [leaf([0.5, 1.5], device)])

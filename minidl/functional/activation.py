@@ -21,14 +21,16 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + exp(-x)) = (1 + tanh(x / 2)) / 2;  dx = dy * y * (1 - y).
+    """y = 1 / (1 + exp(-x));  dx = dy * y * (1 - y).
 
-    The tanh form never overflows, for any sign of x.
+    With e = exp(-|x|) <= 1: y = 1 / (1 + e) for x >= 0 and e / (1 + e) for
+    x < 0, so exp never overflows and the far negative tail keeps its digits.
     """
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        self.y = 0.5 * (1 + xp.tanh(0.5 * x))
+        e = xp.exp(-abs(x))
+        self.y = xp.where(x >= 0, 1, e) / (1 + e)
         return self.y
 
     def backward(self, gy):

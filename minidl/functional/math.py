@@ -21,7 +21,10 @@ def _as_tensor(value, like):
         return value
     if isinstance(value, (int, float, bool)):
         xp = backend.get_array_module(like.data)
-        dtype = like.dtype if (like.dtype.kind == "f" or isinstance(value, int)) else numpy.float32
+        if like.dtype.kind == "f" or (like.dtype.kind in "iu" and isinstance(value, int)):
+            dtype = like.dtype
+        else:       # a float with an integer tensor, or any number with a boolean one
+            dtype = numpy.float32 if isinstance(value, float) else numpy.int64
         with backend.on_device(like.device):
             return Tensor(xp.full((), value, dtype=dtype))
     return Tensor(value)
@@ -129,8 +132,18 @@ def mul(a, b):
     return Mul.apply(*_binary_operands("mul", a, b))
 
 
+def _require_float(op_name, *tensors):
+    """Ops whose result is fractional refuse integer input instead of promoting it."""
+    for t in tensors:
+        if t.dtype.kind != "f":
+            raise TypeError(f"{op_name}: needs a floating-point tensor, got dtype {t.dtype}; "
+                            f"convert it with .to(dtype='float32')")
+
+
 def div(a, b):
-    return Div.apply(*_binary_operands("div", a, b))
+    a, b = _binary_operands("div", a, b)
+    _require_float("div", a)
+    return Div.apply(a, b)
 
 
 def pow(a, b):
@@ -221,14 +234,17 @@ class Sqrt(Function):
 
 
 def exp(x):
+    _require_float("exp", x)
     return Exp.apply(x)
 
 
 def log(x):
+    _require_float("log", x)
     return Log.apply(x)
 
 
 def sqrt(x):
+    _require_float("sqrt", x)
     return Sqrt.apply(x)
 
 
@@ -307,6 +323,7 @@ def sum(x, axis=None, keepdims=False):
 
 
 def mean(x, axis=None, keepdims=False):
+    _require_float("mean", x)
     return Mean.apply(x, _normalize_axes(axis, x.ndim, "mean"), keepdims)
 
 
