@@ -535,14 +535,15 @@ def test_other_layers_reject_wrong_shapes(rng):
 def test_constructor_arguments_are_checked():
     with pytest.raises(ValueError, match="Linear: in_features must be a positive integer, got 0"):
         nn.Linear(0, 3)
-    with pytest.raises(ValueError, match=re.escape(
-            "Conv2d: kernel_size must be an int >= 1 or a pair of them, got (3,)")):
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv2d: kernel_size must be an int or a pair of ints (h, w), got (3,)")):
         nn.Conv2d(1, 2, (3,))
-    with pytest.raises(ValueError, match=re.escape(
-            "Conv2d: stride must be an int >= 1 or a pair of them, got 1.5")):
+    with pytest.raises(TypeError, match=re.escape(
+            "Conv2d: stride must be an int or a pair of ints (h, w), got 1.5")):
         nn.Conv2d(1, 2, 3, stride=1.5)
-    with pytest.raises(ValueError, match=re.escape(
-            "Conv2d: padding must be an int >= 0 or a pair of them, got -1")):
+    with pytest.raises(ValueError, match=re.escape("Conv2d: stride must be >= 1, got (1, 0)")):
+        nn.Conv2d(1, 2, 3, stride=(1, 0))
+    with pytest.raises(ValueError, match=re.escape("Conv2d: padding must be >= 0, got -1")):
         nn.Conv2d(1, 2, 3, padding=-1)
     with pytest.raises(TypeError, match="Linear: dtype must be a floating type, got int64"):
         nn.Linear(2, 2, dtype="int64")

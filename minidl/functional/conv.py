@@ -34,7 +34,7 @@ MAX_IM2COL_ELEMENTS = 2 ** 31
 
 # --------------------------------------------------------------------------- shared helpers
 
-def _pair(value, name, op):
+def as_pair(value, name, op):
     """An int or a pair of ints as an (h, w) tuple of Python ints."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or not all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
@@ -236,8 +236,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
                              f"channel), got {bias.shape}")
         if bias.dtype != x.dtype:
             raise TypeError(f"{op}: bias has dtype {bias.dtype} but x has dtype {x.dtype}")
-    stride = _pair(stride, "stride", op)
-    padding = _pair(padding, "padding", op)
+    stride = as_pair(stride, "stride", op)
+    padding = as_pair(padding, "padding", op)
     if min(stride) <= 0:
         raise ValueError(f"{op}: stride must be positive, got {stride}")
     if min(padding) < 0:

@@ -20,7 +20,7 @@ padding with -inf for max pooling, and with 0 for the sums of average pooling.
 """
 from .. import backend
 from ..autograd import Function
-from .conv import _check_input, _kernel_offsets, _pair
+from .conv import _check_input, _kernel_offsets, as_pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
 
@@ -36,9 +36,9 @@ def _pooled_size(size, kernel, stride, padding, ceil_mode):
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
     """Validate the arguments; return kernel, stride, padding and output size."""
     _check_input(op, "x", x, 4)
-    kernel = _pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _pair(stride, "stride", op)
-    padding = _pair(padding, "padding", op)
+    kernel = as_pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else as_pair(stride, "stride", op)
+    padding = as_pair(padding, "padding", op)
     if min(kernel) <= 0:
         raise ValueError(f"{op}: kernel_size must be positive, got {kernel}")
     if min(stride) <= 0:

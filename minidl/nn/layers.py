@@ -13,6 +13,7 @@ import numpy
 from .. import backend
 from ..autograd import Tensor
 from ..functional.activation import relu
+from ..functional.conv import as_pair
 from ..functional.conv import conv2d
 from ..functional.linear import linear
 from ..functional.maxout import dropout, maxout
@@ -32,13 +33,10 @@ def _positive_int(value, name, layer):
 
 
 def _pair(value, name, layer, minimum):
-    """An int or a pair of ints (each >= ``minimum``) as a pair."""
-    pair = (value, value) if isinstance(value, int) else \
-        tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-                             for v in pair):
-        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them, "
-                         f"got {value!r}")
+    """An int or a pair of ints (each >= ``minimum``) as a pair; the functional ops' rule."""
+    pair = as_pair(value, name, layer)
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
     return pair
 
 
