@@ -191,11 +191,26 @@ def _run_config(args):
     return config
 
 
-def _check_resume_flags(args, state, path):
-    """The checkpoint's config; an error if a flag asks for a different run."""
-    config = dict(state.get("config") or {})
+def _saved_config(state, path):
+    """The run config a checkpoint holds (an error if it was not written by `minidl train`)."""
+    config = state.get("config") or {}
     if "model" not in config:
         raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
+    return config
+
+
+def _load_run(checkpoint):
+    """``(path, state, config)`` of CHECKPOINT: a checkpoint file or the run folder holding it."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    state = load_checkpoint(path)
+    return path, state, _saved_config(state, path)
+
+
+def _check_resume_flags(args, state, path):
+    """The checkpoint's config; an error if a flag asks for a different run."""
+    config = dict(_saved_config(state, path))
     for key in RUN_FLAGS + OVERRIDE_FLAGS:
         given = getattr(args, key)
         saved = config["overrides"].get(key) if key in OVERRIDE_FLAGS else config.get(key)
@@ -293,11 +308,8 @@ def _eval_arguments(parser):
 
 def run_eval(args):
     device = _device(args.device)
-    path = Path(args.checkpoint)
-    state = load_checkpoint(path / CHECKPOINT_NAME if path.is_dir() else path)
-    if "model" not in (state.get("config") or {}):
-        raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
-    trained_on = state["config"]["dataset"]
+    _, state, config = _load_run(args.checkpoint)
+    trained_on = config["dataset"]
     dataset = args.dataset or trained_on
     want, have = dataset_info(dataset), dataset_info(trained_on)
     if any(want[k] != have[k] for k in ("channels", "image_size", "num_classes")):
@@ -307,7 +319,7 @@ def run_eval(args):
     x, y = load_data(dataset, "test", args.data_dir, args.download, args.limit,
                      restore_preprocessing(state))
     loss, accuracy = evaluate(model, DataLoader((x, y), args.batch_size))
-    print(f"{state['config']['model']} trained on {trained_on}, evaluated on {dataset} test "
+    print(f"{config['model']} trained on {trained_on}, evaluated on {dataset} test "
           f"({len(y):,} images) on {device}")
     print(f"test loss: {loss:.4f}")
     print(f"test accuracy: {100 * accuracy:.1f}%")
@@ -345,9 +357,9 @@ def _diagnose_arguments(parser):
     parser.add_argument("--dataset", metavar="NAME",
                         help="the images to measure on (default: the run's data set)")
     parser.add_argument("--split", default="test", help="data set split (default test)")
-    parser.add_argument("--limit", type=int, default=1000, metavar="N",
+    parser.add_argument("--limit", type=_nonnegative_int, default=1000, metavar="N",
                         help="measure on the first N images (default 1000; 0: all)")
-    parser.add_argument("--batch-size", type=int, default=250)
+    parser.add_argument("--batch-size", type=_positive_int, default=250)
     parser.add_argument("--batch-stats", action="store_true",
                         help="batch norm on each batch's statistics instead of the running ones")
     parser.add_argument("--no-covariance", action="store_true",
@@ -355,11 +367,7 @@ def _diagnose_arguments(parser):
     parser.add_argument("--out", metavar="DIR",
                         help="folder for diagnostics.json and the plots (default: a "
                              "'diagnostics' folder next to the checkpoint)")
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default $MINIDL_DEVICE or cpu)")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="data root (default $MINIDL_DATA or ~/.cache/minidl)")
-    parser.add_argument("--download", action="store_true",
-                        help="download the data set if its files are missing")
+    _device_and_data_arguments(parser)
 
 
 def run_diagnose(args):
@@ -369,25 +377,17 @@ def run_diagnose(args):
     installed, ``region_shares.png`` and ``largest_share.png`` to ``--out``.
     """
     device = _device(args.device)
-    path = args.checkpoint
-    if os.path.isdir(path):
-        path = os.path.join(path, CHECKPOINT_NAME)
-    state = load_checkpoint(path)
-    config = state.get("config") or {}
-    if "model" not in config:
-        raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
+    path, state, config = _load_run(args.checkpoint)
     dataset = args.dataset or config["dataset"]
     want, have = dataset_info(dataset), dataset_info(config["dataset"])
     if (want["channels"], want["image_size"]) != (have["channels"], have["image_size"]):
         raise CommandError(f"the model was trained on {config['dataset']} images and cannot "
                            f"take {dataset} images (other channels or size)")
-    if args.limit < 0 or args.batch_size < 1:
-        raise CommandError("--limit must be 0 or more and --batch-size at least 1")
     model = restore_model(state, device)
     images, _ = load_data(dataset, args.split, args.data_dir, args.download,
                           args.limit or None, restore_preprocessing(state))
-    stats = diagnostics.collect(model, images, batch_size=args.batch_size, batch_stats=args.batch_stats,
-                    covariance=not args.no_covariance)
+    stats = diagnostics.collect(model, images, batch_size=args.batch_size,
+                                batch_stats=args.batch_stats, covariance=not args.no_covariance)
     mode = "batch statistics" if args.batch_stats else "evaluation mode"
     title = (f"{config['model']} trained on {config['dataset']}: {len(images):,} {dataset} "
              f"{args.split} images, {mode}")

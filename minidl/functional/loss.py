@@ -21,9 +21,7 @@ class CrossEntropy(Function):
         self.log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         self.labels = labels
         picked = xp.take_along_axis(self.log_probs, labels[:, None], axis=1)
-        # A (1,)-shaped sum reshaped keeps a backend array (NumPy would turn a
-        # full reduction into a host scalar).
-        return (picked.sum(axis=0) * (-1 / len(labels))).reshape(())
+        return -picked.sum() / len(labels)
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
