@@ -1,0 +1,26 @@
+"""Axis arguments shared by reductions, shape ops, activations and maxout."""
+import numpy
+
+__all__ = ["normalize_axes", "inverse_permutation"]
+
+
+def normalize_axes(axis, ndim, op):
+    """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, numpy.integer)):
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def inverse_permutation(permutation):
+    """The permutation that undoes ``permutation`` (a tuple, as device arrays need)."""
+    return tuple(int(i) for i in numpy.argsort(permutation))

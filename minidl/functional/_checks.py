@@ -1,0 +1,67 @@
+"""Argument checks shared by the ops, the nn layers, the optimizers and the training loop.
+
+One wording everywhere: ``"<owner>: <name> must be ..., got ..."``, where the
+owner is the op (``conv2d``), the layer (``Conv2d``) or the object that
+received the argument.  As in PyTorch, an argument of the wrong type raises
+TypeError and a value out of range raises ValueError.
+"""
+import numbers
+
+from ..autograd import Tensor
+
+__all__ = ["check_tensor", "check_number", "check_flag"]
+
+
+def check_tensor(op, name, x, ndim=None, floating=True):
+    """``x`` itself, after checking it is a Tensor (of ``ndim`` axes, floating point).
+
+    ``ndim`` is an int, a tuple of allowed ranks, or None for any rank.  With
+    ``floating`` an integer or boolean tensor is refused: minidl never
+    promotes one silently.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(x).__name__}")
+    if ndim is not None:
+        ranks = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in ranks:
+            expected = " or ".join(f"{r}-D" for r in ranks)
+            raise ValueError(f"{op}: {name} must be {expected}, got shape {x.shape}")
+    if floating and x.dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {x.dtype}; "
+                        f"convert it explicitly with .to(dtype='float32')")
+    return x
+
+
+def _requirement(low, high, low_open, high_open):
+    """The range in words: ``"in [0, 1)"``, ``"> 0"``, ``">= 1"``, ``"<= 1"``."""
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"{'<' if high_open else '<='} {high}"
+
+
+def check_number(op, name, value, *, integer=False, low=None, high=None, low_open=False,
+                 high_open=False):
+    """``value`` as a Python int (``integer``) or float, in the range given, else a clear error.
+
+    A bool is refused although Python counts it as an int: ``eps=True`` is a
+    mistake, not 1.  NaN fails every range.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        expected = "an integer" if integer else "a real number"
+        raise TypeError(f"{op}: {name} must be {expected}, got {value!r}")
+    in_range = ((low is None or (value > low if low_open else value >= low))
+                and (high is None or (value < high if high_open else value <= high)))
+    if not in_range:
+        raise ValueError(f"{op}: {name} must be {_requirement(low, high, low_open, high_open)}, "
+                         f"got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_flag(op, name, value):
+    """``value`` if it is True or False, else a TypeError (a truthy 0/1 or string is refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return value

@@ -1,0 +1,96 @@
+"""Window geometry shared by convolution and pooling.
+
+A kernel of (KH, KW) pixels slides with stride (sh, sw) over an NCHW input
+padded by (ph, pw) on each side.  These helpers turn the arguments into
+pairs, pad, view every window without copying, and list for each kernel
+offset which input pixels it reads, so that both im2col and pooling are a
+loop over the KH*KW offsets of whole-array operations.
+"""
+import numpy
+
+from .. import backend
+
+__all__ = ["as_pair", "check_pair", "pad", "windows", "kernel_offsets"]
+
+
+def as_pair(op, name, value):
+    """An int or a pair of ints as an (h, w) tuple of Python ints."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
+                                  for v in items):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints (h, w), got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def check_pair(op, name, value, minimum):
+    """``value`` as an (h, w) pair of ints, each at least ``minimum`` (0 or 1), else an error."""
+    pair = as_pair(op, name, value)
+    if min(pair) < minimum:
+        requirement = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: {name} must be {requirement}, got {pair}")
+    return pair
+
+
+def pad(x, padding):
+    """``x`` (N, C, H, W) with ``padding = (ph, pw)`` rows and columns of zeros on each side.
+
+    Returns ``x`` itself when there is nothing to pad (no copy).
+    """
+    if padding == (0, 0):
+        return x
+    xp = backend.get_array_module(x)
+    (ph, pw), (n, c, h, w) = padding, x.shape
+    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def windows(xpad, kernel, stride, out):
+    """View (N, C, OH, OW, KH, KW) of every window of ``xpad``; no data is copied.
+
+    Window (i, j) starts at row ``i * sh`` and column ``j * sw``; stepping along
+    an output axis jumps ``s`` pixels, stepping along a kernel axis one pixel.
+    """
+    xp = backend.get_array_module(xpad)
+    sn, sc, sy, sx = xpad.strides
+    shape = xpad.shape[:2] + tuple(out) + tuple(kernel)
+    strides = (sn, sc, sy * stride[0], sx * stride[1], sy, sx)
+    return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
+
+
+def _offset_ranges(size, kernel, stride, padding, out):
+    """Along one axis, for each kernel offset u: (input slice, output slice), or None.
+
+    Offset u of window i reads input position ``i * stride - padding + u``.
+    The windows for which that position exists (is not padding) are
+    ``first <= i <= last``; they read every ``stride``-th position from
+    ``first * stride - padding + u`` on.
+    """
+    ranges = []
+    for u in range(kernel):
+        first = max(0, -((u - padding) // stride))            # ceil((padding - u) / stride)
+        last = min(out - 1, (size - 1 + padding - u) // stride)
+        if first > last:
+            ranges.append(None)
+            continue
+        start = first * stride - padding + u
+        ranges.append((slice(start, start + (last - first) * stride + 1, stride),
+                       slice(first, last + 1)))
+    return ranges
+
+
+def kernel_offsets(size, kernel, stride, padding, out):
+    """For each kernel offset (u, v), row-major: ``(u, v, source, target)``.
+
+    ``x[source]`` is the grid of input pixels that offset (u, v) of the
+    windows ``y[target]`` reads (an index into (N, C, H, W), resp. (N, C, OH,
+    OW) arrays).  Padding is never stored: positions in it are simply left
+    out, so a loop over the KH*KW offsets visits every real pixel of every
+    window once, each step a whole-array operation.
+    """
+    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0])
+    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1])
+    for u, row in enumerate(rows):
+        for v, col in enumerate(cols):
+            if row is not None and col is not None:
+                yield u, v, (Ellipsis, row[0], col[0]), (Ellipsis, row[1], col[1])
