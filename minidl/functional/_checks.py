@@ -9,7 +9,7 @@ import numbers
 
 from ..autograd import Tensor
 
-__all__ = ["check_tensor", "check_number", "check_flag"]
+__all__ = ["check_tensor", "check_like", "check_number", "check_flag"]
 
 
 def check_tensor(op, name, x, ndim=None, floating=True):
@@ -64,4 +64,16 @@ def check_flag(op, name, value):
     """``value`` if it is True or False, else a TypeError (a truthy 0/1 or string is refused)."""
     if not isinstance(value, bool):
         raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def check_like(op, name, value, x, x_name="x"):
+    """``value`` must have the dtype and the device of ``x`` (never promoted, never moved)."""
+    if value.dtype != x.dtype:
+        raise TypeError(f"{op}: {name} has dtype {value.dtype} but {x_name} has dtype {x.dtype}; "
+                        f"convert one explicitly with .to(dtype=...) (minidl never promotes "
+                        f"silently)")
+    if value.device != x.device:
+        raise ValueError(f"{op}: {name} is on {value.device} but {x_name} is on {x.device}; "
+                         f"move one with .to()")
     return value

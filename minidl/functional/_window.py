@@ -10,7 +10,7 @@ import numpy
 
 from .. import backend
 
-__all__ = ["as_pair", "check_pair", "pad", "windows", "kernel_offsets"]
+__all__ = ["as_pair", "check_pair", "pool_arguments", "pad", "windows", "kernel_offsets"]
 
 
 def as_pair(op, name, value):
@@ -29,6 +29,21 @@ def check_pair(op, name, value, minimum):
         requirement = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {requirement}, got {pair}")
     return pair
+
+
+def pool_arguments(op, kernel_size, stride, padding):
+    """Kernel, stride (default: the kernel) and padding as pairs, checked as PyTorch does.
+
+    Padding may be at most half the kernel, so that no window lies wholly in
+    the padding.  The nn pooling layers run the same check at construction.
+    """
+    kernel = check_pair(op, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else check_pair(op, "stride", stride, 1)
+    padding = check_pair(op, "padding", padding, 0)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding must be between 0 and half the kernel size "
+                         f"(kernel_size // 2 = {(kernel[0] // 2, kernel[1] // 2)}), got {padding}")
+    return kernel, stride, padding
 
 
 def pad(x, padding):
