@@ -245,7 +245,8 @@ class Function:
     ``backward(grad_output)`` returns the gradient for each *Tensor* argument,
     in order (one array, or a tuple; ``None`` where none is needed).  Save what
     backward needs as attributes of ``self``.  ``self.needs_input_grad`` tells
-    which Tensor arguments need a gradient, so backward can skip work.  Do not
+    which Tensor arguments need a gradient, so forward can skip saving and
+backward can skip work; under :func:`no_grad` it is all False.  Do not
     modify ``grad_output`` in place: other functions may share it.  A gradient
     shaped like a broadcast of its input is summed back to the input's shape.
 
@@ -266,13 +267,14 @@ class Function:
         fn = cls()
         tensors = [a for a in args if isinstance(a, Tensor)]
         _check_compatible(cls.__name__, tensors)
-        fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        # Under no_grad nothing will call backward, so no op saves anything for it.
+        fn.needs_input_grad = tuple(_grad_enabled and t.requires_grad for t in tensors)
         with backend.device_context(tensors[0].data if tensors else None):
             output = fn.forward(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
         if isinstance(output, numpy.generic):     # NumPy reductions return scalars, not arrays
             output = numpy.asarray(output)
         result = Tensor(output)
-        if _grad_enabled and any(fn.needs_input_grad):
+        if any(fn.needs_input_grad):
             fn.inputs = tensors
             result.requires_grad = True
             result.creator = fn

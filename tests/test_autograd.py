@@ -79,6 +79,22 @@ def test_no_grad_records_nothing(device):
         y.backward()
 
 
+def test_needs_input_grad_is_all_false_under_no_grad(device):
+    """One rule for saving: under no_grad no op is told that a gradient is needed."""
+    seen = []
+
+    class Record(minidl.Function):
+        def forward(self, a, b):
+            seen.append(self.needs_input_grad)
+            return a + b
+
+    x, c = leaf([1.0], device), leaf([2.0], device, requires_grad=False)
+    Record.apply(x, c)
+    with minidl.no_grad():
+        Record.apply(x, c)
+    assert seen == [(True, False), (False, False)]
+
+
 def test_detach_cuts_the_graph(device):
     x = leaf([3.0], device)
     y = x * x

@@ -172,7 +172,7 @@ ERRORS = [
      r"stride must be an int or a pair of ints \(h, w\), got \(1, 2, 3\)"),
     (lambda x, w, b: conv2d(x, w, padding=1.5), TypeError, r"padding must be an int or a pair"),
     (lambda x, w, b: conv2d(x, w.float()), TypeError,
-     r"x has dtype float64 but weight has dtype float32"),
+     r"weight has dtype float32 but x has dtype float64"),
     (lambda x, w, b: conv2d(x, w, b.float()), TypeError,
      r"bias has dtype float32 but x has dtype float64"),
     (lambda x, w, b: conv2d(x > 0, w), TypeError,

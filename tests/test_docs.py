@@ -1,4 +1,5 @@
 """The documentation site: it builds without warnings, its links resolve, its example runs."""
+import ast
 import importlib.util
 import os
 import re
@@ -49,6 +50,67 @@ def test_link_pattern_finds_links_and_skips_code():
     text = ("See [a](guide/a.md#x) and ![plot](results/p.png \"title\"), [web](https://x.org).\n"
             "`[not](code.md)`\n```\n[not](fenced.md)\n```\n[anchor](#here)\n")
     assert list(relative_links(text)) == ["guide/a.md", "results/p.png"]
+
+
+# `minidl/...`, `tests/...` etc.: a file or folder of this repository named in prose
+FILE_REFERENCE = re.compile(r"`((?:minidl|tests|examples|benchmarks|scripts|docs)/[\w./-]*)`")
+IDENTIFIER = re.compile(r"`([A-Za-z_]\w*)`")
+
+
+def pages():
+    """(relative path, text) of every docs page and of README.md."""
+    for path in [os.path.join(ROOT, "README.md"), *markdown_files()]:
+        with open(path, encoding="utf-8") as f:
+            yield os.path.relpath(path, ROOT), f.read()
+
+
+def defined_names(path):
+    """Names a Python file defines: functions, classes (and their methods), assignments."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def test_file_references_in_the_docs_exist():
+    named, missing = 0, []
+    for page, text in pages():
+        for reference in FILE_REFERENCE.findall(text):
+            named += 1
+            if not os.path.exists(os.path.join(ROOT, reference)):
+                missing.append(f"{page}: {reference}")
+    assert not missing, "the docs name files that do not exist:\n" + "\n".join(missing)
+    assert named > 20, f"only {named} file references found: is the pattern still right?"
+
+
+def test_code_paragraphs_name_symbols_their_files_define():
+    """A "Code: `file.py` (`name`, ...)" paragraph names only what those files define."""
+    paragraphs, wrong = 0, []
+    for page, text in pages():
+        for paragraph in re.split(r"\n\s*\n", text):
+            if not paragraph.startswith("Code:"):
+                continue
+            paragraphs += 1
+            code = paragraph.split("Tests:", 1)[0]
+            files = [os.path.join(ROOT, f) for f in FILE_REFERENCE.findall(code)
+                     if f.endswith(".py") and os.path.exists(os.path.join(ROOT, f))]
+            known = set().union(*(defined_names(f) for f in files))
+            wrong += [f"{page}: `{name}`" for name in IDENTIFIER.findall(code)
+                      if name not in known]
+    assert not wrong, "Code: paragraphs name symbols their files do not define:\n" + \
+        "\n".join(wrong)
+    assert paragraphs >= 4, f"only {paragraphs} Code: paragraphs found"
+
+
+def test_defined_names_reads_functions_classes_and_assignments(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("X = 1\ndef f():\n    pass\nclass C:\n    def m(self):\n        pass\n")
+    assert defined_names(source) == {"X", "f", "C", "m"}
 
 
 def index_example():

@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import minidl
 from minidl import gradcheck
-from minidl.functional.maxout import dropout
+from minidl.functional.dropout import dropout
 
 
 def test_same_seed_gives_the_same_mask(device):
@@ -64,10 +64,15 @@ def test_float32_stays_float32(device):
 
 def test_invalid_arguments(device):
     x = leaf(numpy.ones(3), device)
-    for p in (1.0, -0.1, 1.5, "0.5", True):
-        with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\), got"):
+    for p in (1.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\), got"):
             dropout(x, p)
-    with pytest.raises(TypeError, match=r"x must be floating point, got dtype int64"):
+    for p in ("0.5", True, None):
+        with pytest.raises(TypeError, match=r"dropout: p must be a real number, got"):
+            dropout(x, p)
+    with pytest.raises(TypeError, match=r"dropout: training must be True or False, got 1"):
+        dropout(x, 0.5, training=1)
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor, got dtype int64"):
         dropout(minidl.tensor(numpy.ones(3, int), device=device), 0.5)
     with pytest.raises(TypeError, match=r"x must be a minidl Tensor, got list"):
         dropout([1.0, 2.0], 0.5)

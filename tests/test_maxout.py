@@ -83,14 +83,16 @@ def test_invalid_arguments(device):
     cases = [
         (r"pieces=4 does not divide the 6 channels along axis 1 of x \(shape \(2, 6, 2, 2\)\)",
          lambda: maxout(x, 4)),
-        (r"pieces must be a positive integer, got 0", lambda: maxout(x, 0)),
-        (r"pieces must be a positive integer, got 2.0", lambda: maxout(x, 2.0)),
+        (r"pieces must be >= 1, got 0", lambda: maxout(x, 0)),
         (r"axis 4 is out of range for a tensor with 4 axes", lambda: maxout(x, 2, axis=4)),
         (r"x must have at least one axis", lambda: maxout(leaf(numpy.array(1.0), device), 1)),
     ]
     for message, call in cases:
         with pytest.raises(ValueError, match=message):
             call()
+    for pieces in (2.0, True, "2"):
+        with pytest.raises(TypeError, match=rf"maxout: pieces must be an integer, got {pieces!r}"):
+            maxout(x, pieces)
     with pytest.raises(TypeError, match=r"x must be a minidl Tensor, got ndarray"):
         maxout(numpy.ones((2, 6)), 2)
 

@@ -9,12 +9,8 @@ from hypothesis import strategies as st
 import minidl
 from helpers import host
 from minidl import backend, nn
-from minidl.functional.activation import relu
-from minidl.functional.conv import conv2d
-from minidl.functional.linear import linear
-from minidl.functional.maxout import dropout, maxout
-from minidl.functional.normalization import batch_norm
-from minidl.functional.pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+from minidl.functional import (avg_pool2d, batch_norm, conv2d, dropout, global_avg_pool2d,
+                               linear, max_pool2d, maxout, relu)
 
 
 def small_model():

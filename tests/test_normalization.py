@@ -226,11 +226,11 @@ def test_invalid_arguments(device):
     gamma, beta = parameters(3, device)
     mean, var = buffers(3, device)
     cases = [
-        (ValueError, r"x must have shape \(N, C\) or \(N, C, H, W\), got shape \(4, 3, 1\)",
+        (ValueError, r"x must be 2-D or 4-D, got shape \(4, 3, 1\)",
          lambda: batch_norm(leaf(numpy.ones((4, 3, 1)), device), gamma, beta)),
         (TypeError, r"x must be a minidl Tensor, got ndarray",
          lambda: batch_norm(numpy.ones((4, 3)), gamma, beta)),
-        (TypeError, r"x must be floating point, got dtype int64",
+        (TypeError, r"x must be a floating-point tensor, got dtype int64",
          lambda: batch_norm(minidl.tensor(numpy.ones((4, 3), int), device=device), None, None)),
         (ValueError, r"gamma must have shape \(3,\) for x of shape \(4, 3\) \(3 channels\), "
                      r"got shape \(2,\)",
@@ -244,10 +244,16 @@ def test_invalid_arguments(device):
          lambda: batch_norm(x, gamma, leaf(numpy.zeros(3, numpy.float32), device))),
         (ValueError, r"pass both running_mean and running_var, or neither",
          lambda: batch_norm(x, gamma, beta, mean)),
-        (ValueError, r"momentum must be a number in \[0, 1\], got 1.5",
+        (ValueError, r"momentum must be in \[0, 1\], got 1.5",
          lambda: batch_norm(x, gamma, beta, mean, var, momentum=1.5)),
-        (ValueError, r"eps must be a positive number, got 0",
+        (ValueError, r"eps must be > 0, got 0",
          lambda: batch_norm(x, gamma, beta, eps=0)),
+        (TypeError, r"eps must be a real number, got True",
+         lambda: batch_norm(x, gamma, beta, eps=True)),
+        (TypeError, r"momentum must be a real number, got 'a'",
+         lambda: batch_norm(x, gamma, beta, mean, var, momentum="a")),
+        (TypeError, r"training must be True or False, got None",
+         lambda: batch_norm(x, gamma, beta, training=None)),
         (ValueError, r"evaluation \(training=False\) needs running_mean and running_var",
          lambda: batch_norm(x, gamma, beta, training=False)),
     ]

@@ -212,7 +212,7 @@ ERRORS = [
     (lambda x: max_pool2d(x, 3, padding=2), ValueError,
      r"padding must be between 0 and half the kernel size \(kernel_size // 2 = \(1, 1\)\), "
      r"got \(2, 2\)"),
-    (lambda x: avg_pool2d(x, 3, padding=(0, -1)), ValueError, r"padding must be between 0"),
+    (lambda x: avg_pool2d(x, 3, padding=(0, -1)), ValueError, r"padding must be non-negative, got \(0, -1\)"),
     (lambda x: max_pool2d(x, 7), ValueError,
      r"max_pool2d: kernel_size \(7, 7\) is larger than the padded input \(6, 6\) \(input "
      r"\(6, 6\) plus padding \(0, 0\)"),

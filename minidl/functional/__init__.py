@@ -6,16 +6,18 @@ Importing this package also attaches the operators (``+``, ``@``, ``x.sum()``,
 autograd core stays free of any particular operation.
 """
 from ..autograd import Tensor
-from .activation import log_softmax, relu, sigmoid, softmax, tanh
+from .activations import log_softmax, relu, sigmoid, softmax, tanh
+from .arithmetic import add, div, exp, log, matmul, mul, neg, pow, sqrt, sub
+from .comparisons import eq, ge, gt, le, lt, ne
 from .conv import conv2d
+from .dropout import dropout
 from .linear import linear
 from .loss import cross_entropy
-from .maxout import dropout, maxout
+from .maxout import maxout
 from .normalization import batch_norm
 from .pooling import avg_pool2d, global_avg_pool2d, max_pool2d
-from .math import (add, argmax, concatenate, div, eq, exp, ge, getitem, gt, le, log, lt,
-                   matmul, max, mean, mul, ne, neg, pow, reshape, stack, sqrt, sub, sum, to,
-                   transpose)
+from .reductions import argmax, max, mean, sum
+from .shapes import concatenate, getitem, reshape, stack, to, transpose
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "sqrt",
            "sum", "mean", "max", "argmax", "reshape", "transpose", "getitem", "concatenate",

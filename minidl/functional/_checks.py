@@ -12,12 +12,13 @@ from ..autograd import Tensor
 __all__ = ["check_tensor", "check_like", "check_number", "check_flag"]
 
 
-def check_tensor(op, name, x, ndim=None, floating=True):
-    """``x`` itself, after checking it is a Tensor (of ``ndim`` axes, floating point).
+def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
+    """``x`` itself, after checking it is a Tensor of ``ndim`` axes and an allowed dtype.
 
     ``ndim`` is an int, a tuple of allowed ranks, or None for any rank.  With
     ``floating`` an integer or boolean tensor is refused: minidl never
-    promotes one silently.
+    promotes one silently.  Without it integers pass, and booleans too when
+    ``boolean`` (ops that only move elements or compare them).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(x).__name__}")
@@ -29,6 +30,9 @@ def check_tensor(op, name, x, ndim=None, floating=True):
     if floating and x.dtype.kind != "f":
         raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {x.dtype}; "
                         f"convert it explicitly with .to(dtype='float32')")
+    if not boolean and x.dtype.kind == "b":
+        raise TypeError(f"{op}: {name} must be a numeric tensor, got dtype bool; convert it "
+                        f"explicitly with .to(dtype='int64') or .to(dtype='float32')")
     return x
 
 

@@ -16,13 +16,13 @@ shape (C*KH*KW, N*OH*OW); then the whole layer is one matrix product
 ``dcol`` back onto the input pixel it was copied from.  See
 ``docs/convolution.md`` for a worked example and the costs.
 
-The pooling functions (``pooling.py``) reuse the argument checks and the
-kernel-offset loop of this module.
+The window geometry (padding, window views, kernel offsets) lives in
+``_window.py``, shared with pooling.
 """
-import numpy
-
 from .. import backend
-from ..autograd import Function, Tensor
+from ..autograd import Function
+from ._checks import check_like, check_tensor
+from ._window import check_pair, kernel_offsets, pad, windows
 
 __all__ = ["conv2d", "MAX_IM2COL_ELEMENTS"]
 
@@ -30,92 +30,6 @@ __all__ = ["conv2d", "MAX_IM2COL_ELEMENTS"]
 # float64) would take 8 GiB or more; refuse with a clear message instead of
 # letting the allocator fail somewhere deep in NumPy or CuPy.
 MAX_IM2COL_ELEMENTS = 2 ** 31
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-def as_pair(value, name, op):
-    """An int or a pair of ints as an (h, w) tuple of Python ints."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
-                                  for v in items):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints (h, w), got {value!r}")
-    return int(items[0]), int(items[1])
-
-
-def _check_input(op, name, value, ndim):
-    """``value`` must be a floating-point Tensor with ``ndim`` axes."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(value).__name__}")
-    if value.ndim != ndim:
-        raise ValueError(f"{op}: {name} must be {ndim}-D, got shape {value.shape}")
-    if value.dtype.kind != "f":
-        raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
-
-
-def _pad(x, padding):
-    """``x`` (N, C, H, W) with ``padding = (ph, pw)`` rows and columns of zeros on each side.
-
-    Returns ``x`` itself when there is nothing to pad (no copy).
-    """
-    if padding == (0, 0):
-        return x
-    xp = backend.get_array_module(x)
-    (ph, pw), (n, c, h, w) = padding, x.shape
-    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def _windows(xpad, kernel, stride, out):
-    """View (N, C, OH, OW, KH, KW) of every window of ``xpad``; no data is copied.
-
-    Window (i, j) starts at row ``i * sh`` and column ``j * sw``; stepping along
-    an output axis jumps ``s`` pixels, stepping along a kernel axis one pixel.
-    """
-    xp = backend.get_array_module(xpad)
-    sn, sc, sy, sx = xpad.strides
-    shape = xpad.shape[:2] + tuple(out) + tuple(kernel)
-    strides = (sn, sc, sy * stride[0], sx * stride[1], sy, sx)
-    return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
-
-
-def _offset_ranges(size, kernel, stride, padding, out):
-    """Along one axis, for each kernel offset u: (input slice, output slice), or None.
-
-    Offset u of window i reads input position ``i * stride - padding + u``.
-    The windows for which that position exists (is not padding) are
-    ``first <= i <= last``; they read every ``stride``-th position from
-    ``first * stride - padding + u`` on.
-    """
-    ranges = []
-    for u in range(kernel):
-        first = max(0, -((u - padding) // stride))            # ceil((padding - u) / stride)
-        last = min(out - 1, (size - 1 + padding - u) // stride)
-        if first > last:
-            ranges.append(None)
-            continue
-        start = first * stride - padding + u
-        ranges.append((slice(start, start + (last - first) * stride + 1, stride),
-                       slice(first, last + 1)))
-    return ranges
-
-
-def _kernel_offsets(size, kernel, stride, padding, out):
-    """For each kernel offset (u, v), row-major: ``(u, v, source, target)``.
-
-    ``x[source]`` is the grid of input pixels that offset (u, v) of the
-    windows ``y[target]`` reads (an index into (N, C, H, W), resp. (N, C, OH,
-    OW) arrays).  Padding is never stored: positions in it are simply left
-    out, so a loop over the KH*KW offsets visits every real pixel of every
-    window once, each step a whole-array operation.
-    """
-    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0])
-    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1])
-    for u, row in enumerate(rows):
-        for v, col in enumerate(cols):
-            if row is not None and col is not None:
-                yield u, v, (Ellipsis, row[0], col[0]), (Ellipsis, row[1], col[1])
 
 
 # --------------------------------------------------------------------------- im2col / col2im
@@ -133,7 +47,7 @@ def _im2col(x, kernel, stride, padding, out):
     products read contiguous (or plainly transposed) operands, and copying into
     it moves runs of OW neighbouring pixels at a time.
     """
-    view = _windows(_pad(x, padding), kernel, stride, out).transpose(1, 4, 5, 0, 2, 3)
+    view = windows(pad(x, padding), kernel, stride, out).transpose(1, 4, 5, 0, 2, 3)
     n, c = x.shape[:2]
     return view.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])   # the one copy
 
@@ -150,7 +64,7 @@ def _col2im(col, x_shape, kernel, stride, padding, out):
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
     # Accumulate channel-major, as col is laid out, and transpose once at the end.
     gx = xp.zeros((c, n, h, w), dtype=col.dtype)
-    for u, v, source, target in _kernel_offsets((h, w), kernel, stride, padding, out):
+    for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding, out):
         gx[source] += col[:, u, v][target]
     return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
 
@@ -219,29 +133,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     :data:`MAX_IM2COL_ELEMENTS` a MemoryError asks for a smaller batch.
     """
     op = "conv2d"
-    _check_input(op, "x", x, 4)
-    _check_input(op, "weight", weight, 4)
-    if x.dtype != weight.dtype:
-        raise TypeError(f"{op}: x has dtype {x.dtype} but weight has dtype {weight.dtype}; "
-                        f"convert one explicitly (minidl never promotes silently)")
+    check_tensor(op, "x", x, 4)
+    check_like(op, "weight", check_tensor(op, "weight", weight, 4), x)
     n, c, h, w = x.shape
     o, c_w, kh, kw = weight.shape
     if c != c_w:
         raise ValueError(f"{op}: x has {c} input channels (shape {x.shape}) but weight expects "
                          f"{c_w} (weight.shape[1], weight shape {weight.shape})")
     if bias is not None:
-        _check_input(op, "bias", bias, 1)
+        check_like(op, "bias", check_tensor(op, "bias", bias, 1), x)
         if bias.shape != (o,):
             raise ValueError(f"{op}: bias must have shape ({o},) (one value per output "
                              f"channel), got {bias.shape}")
-        if bias.dtype != x.dtype:
-            raise TypeError(f"{op}: bias has dtype {bias.dtype} but x has dtype {x.dtype}")
-    stride = as_pair(stride, "stride", op)
-    padding = as_pair(padding, "padding", op)
-    if min(stride) <= 0:
-        raise ValueError(f"{op}: stride must be positive, got {stride}")
-    if min(padding) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    stride = check_pair(op, "stride", stride, 1)
+    padding = check_pair(op, "padding", padding, 0)
     padded = (h + 2 * padding[0], w + 2 * padding[1])
     if kh > padded[0] or kw > padded[1]:
         raise ValueError(f"{op}: kernel size ({kh}, {kw}) is larger than the padded input "

@@ -1,5 +1,6 @@
 """Fully connected layer: y = x W^T + b, with PyTorch's (out, in) weight layout."""
-from ..autograd import Function, Tensor
+from ..autograd import Function
+from ._checks import check_like, check_tensor
 
 __all__ = ["linear"]
 
@@ -37,9 +38,10 @@ def linear(x, weight, bias=None):
     ``bias`` is an (out_features,) tensor or None.  All must share one float
     dtype and one device.
     """
-    for name, value in (("x", x), ("weight", weight), ("bias", bias)):
-        if value is not None and not isinstance(value, Tensor):
-            raise TypeError(f"linear: {name} must be a minidl Tensor, got {type(value).__name__}")
+    check_tensor("linear", "x", x)
+    check_like("linear", "weight", check_tensor("linear", "weight", weight), x)
+    if bias is not None:
+        check_like("linear", "bias", check_tensor("linear", "bias", bias), x)
     if weight.ndim != 2:
         raise ValueError(f"linear: weight must have shape (out_features, in_features), got "
                          f"shape {weight.shape}")
@@ -50,10 +52,4 @@ def linear(x, weight, bias=None):
     if bias is not None and bias.shape != (out_features,):
         raise ValueError(f"linear: bias must have shape ({out_features},) to match weight of "
                          f"shape {weight.shape}, got shape {bias.shape}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"linear: x must be floating point, got dtype {x.dtype}")
-    for name, value in (("weight", weight), ("bias", bias)):
-        if value is not None and value.dtype != x.dtype:
-            raise TypeError(f"linear: {name} has dtype {value.dtype} but x has dtype {x.dtype}; "
-                            f"convert one explicitly with .to(dtype=...)")
     return Linear.apply(x, weight, bias)

@@ -1,6 +1,7 @@
 """Loss functions: cross entropy of logits against integer class labels."""
 from .. import backend
 from ..autograd import Function, Tensor
+from ._checks import check_flag, check_tensor
 
 __all__ = ["cross_entropy", "check_label_range"]
 
@@ -54,13 +55,7 @@ def cross_entropy(logits, labels, check_labels=True):
     loop does, with :func:`check_label_range`) passes ``check_labels=False``,
     and then nothing leaves the device.
     """
-    if not isinstance(logits, Tensor):
-        raise TypeError(f"cross_entropy: logits must be a minidl Tensor, got "
-                        f"{type(logits).__name__}")
-    if logits.ndim != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, K), got shape {logits.shape}")
-    if logits.dtype.kind != "f":
-        raise TypeError(f"cross_entropy: logits must be floating point, got dtype {logits.dtype}")
+    check_tensor("cross_entropy", "logits", logits, 2)
     labels = labels.data if isinstance(labels, Tensor) else labels
     if not hasattr(labels, "dtype") or labels.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: labels must be an integer tensor or array, got "
@@ -74,6 +69,6 @@ def cross_entropy(logits, labels, check_labels=True):
                          f"are on {logits.device}")
     if n == 0:
         raise ValueError("cross_entropy: the batch is empty (N = 0); its mean is undefined")
-    if check_labels:
+    if check_flag("cross_entropy", "check_labels", check_labels):
         check_label_range(labels, k)
     return CrossEntropy.apply(logits, labels)

@@ -6,10 +6,10 @@ or H*W, so a channel's m = N*S values are summed over axes 0 and 2.  The
 derivation of the backward pass is in ``docs/batch_norm.md``.
 """
 import math
-import numbers
 
 from .. import backend
 from ..autograd import Function, Tensor
+from ._checks import check_flag, check_like, check_number, check_tensor
 
 __all__ = ["batch_norm"]
 
@@ -147,11 +147,7 @@ def _check_channel_vector(name, value, x, channels):
     if value.shape != (channels,):
         raise ValueError(f"batch_norm: {name} must have shape ({channels},) for x of shape "
                          f"{x.shape} ({channels} channels), got shape {value.shape}")
-    if value.dtype != x.dtype:
-        raise TypeError(f"batch_norm: {name} has dtype {value.dtype} but x has dtype {x.dtype}; "
-                        f"convert one explicitly with .to(dtype=...)")
-    if value.device != x.device:
-        raise ValueError(f"batch_norm: {name} is on {value.device} but x is on {x.device}")
+    check_like("batch_norm", name, value, x)
 
 
 def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
@@ -168,13 +164,7 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     normalize ``x`` and are required.  Training needs more than one value per
     channel (N * H * W > 1).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"batch_norm: x must be a minidl Tensor, got {type(x).__name__}")
-    if x.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: x must have shape (N, C) or (N, C, H, W), got shape "
-                         f"{x.shape}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"batch_norm: x must be floating point, got dtype {x.dtype}")
+    check_tensor("batch_norm", "x", x, (2, 4))
     channels = x.shape[1]
     buffers = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
                "running_var": running_var}
@@ -183,20 +173,17 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
             _check_channel_vector(name, value, x, channels)
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
-            or not 0 <= momentum <= 1:
-        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"batch_norm: eps must be a positive number, got {eps!r}")
+    training = check_flag("batch_norm", "training", training)
+    momentum = check_number("batch_norm", "momentum", momentum, low=0, high=1)
+    eps = check_number("batch_norm", "eps", eps, low=0, low_open=True)
     if training:
         if x.shape[0] * math.prod(x.shape[2:]) <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when "
                              f"training, got input size {x.shape}")
         mean_data = None if running_mean is None else running_mean.data
         var_data = None if running_var is None else running_var.data
-        return BatchNormTrain.apply(x, gamma, beta, mean_data, var_data, float(momentum),
-                                    float(eps))
+        return BatchNormTrain.apply(x, gamma, beta, mean_data, var_data, momentum, eps)
     if running_mean is None:
         raise ValueError("batch_norm: evaluation (training=False) needs running_mean and "
                          "running_var")
-    return BatchNormEval.apply(x, gamma, beta, running_mean.data, running_var.data, float(eps))
+    return BatchNormEval.apply(x, gamma, beta, running_mean.data, running_var.data, eps)

@@ -13,14 +13,15 @@ padding, but never one that would start in that padding: NIN's 3x3 stride-2
 pooling takes 32 to 16 pixels (15 without ceil_mode).
 
 Padding is never stored: each of the KH*KW kernel offsets reads only the
-input pixels it covers (see :func:`minidl.functional.conv._kernel_offsets`),
+input pixels it covers (see :func:`minidl.functional._window.kernel_offsets`),
 each step a whole-array operation on the (N, C, OH, OW) grid; there is no
 loop over samples or pixels.  Leaving a padded position out is exactly
 padding with -inf for max pooling, and with 0 for the sums of average pooling.
 """
 from .. import backend
 from ..autograd import Function
-from .conv import _check_input, _kernel_offsets, as_pair
+from ._checks import check_flag, check_tensor
+from ._window import kernel_offsets, pool_arguments
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
 
@@ -35,19 +36,9 @@ def _pooled_size(size, kernel, stride, padding, ceil_mode):
 
 def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
     """Validate the arguments; return kernel, stride, padding and output size."""
-    _check_input(op, "x", x, 4)
-    kernel = as_pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else as_pair(stride, "stride", op)
-    padding = as_pair(padding, "padding", op)
-    if min(kernel) <= 0:
-        raise ValueError(f"{op}: kernel_size must be positive, got {kernel}")
-    if min(stride) <= 0:
-        raise ValueError(f"{op}: stride must be positive, got {stride}")
-    if min(padding) < 0 or padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{op}: padding must be between 0 and half the kernel size "
-                         f"(kernel_size // 2 = {(kernel[0] // 2, kernel[1] // 2)}), got {padding}")
-    if not isinstance(ceil_mode, bool):
-        raise TypeError(f"{op}: ceil_mode must be True or False, got {ceil_mode!r}")
+    check_tensor(op, "x", x, 4)
+    kernel, stride, padding = pool_arguments(op, kernel_size, stride, padding)
+    check_flag(op, "ceil_mode", ceil_mode)
     size = x.shape[2:]
     padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
     if kernel[0] > padded[0] or kernel[1] > padded[1]:
@@ -61,13 +52,13 @@ def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
 class _Pool2d(Function):
     """What max and average pooling share: the geometry and the scatter of gradients."""
 
-    def forward(self, x, kernel, stride, padding, out):
+    def _keep_geometry(self, x, kernel, stride, padding, out):
         self.x_shape, self.kernel, self.stride, self.padding, self.out = (
             x.shape, kernel, stride, padding, out)
-        return self.pool(x, backend.get_array_module(x))
+        return backend.get_array_module(x)
 
     def _offsets(self):
-        return _kernel_offsets(self.x_shape[2:], self.kernel, self.stride, self.padding, self.out)
+        return kernel_offsets(self.x_shape[2:], self.kernel, self.stride, self.padding, self.out)
 
     def _scatter(self, gy, contribution):
         """dx from ``contribution(u, v)``, the (N, C, OH, OW) gradient reaching offset (u, v).
@@ -89,8 +80,9 @@ class MaxPool2d(_Pool2d):
     gradient and dx sums to dy; overlapping windows add up in a shared pixel.
     """
 
-    def pool(self, x, xp):
-        shape = x.shape[:2] + self.out
+    def forward(self, x, kernel, stride, padding, out):
+        xp = self._keep_geometry(x, kernel, stride, padding, out)
+        shape = x.shape[:2] + out
         best = xp.full(shape, float("-inf"), dtype=x.dtype)
         kw = self.kernel[1]
         index = xp.uint8 if self.kernel[0] * kw <= 256 else xp.int32
@@ -126,8 +118,9 @@ class AvgPool2d(_Pool2d):
     which is KH*KW for every window that lies inside the padded input.
     """
 
-    def pool(self, x, xp):
-        total = xp.zeros(x.shape[:2] + self.out, dtype=x.dtype)
+    def forward(self, x, kernel, stride, padding, out):
+        xp = self._keep_geometry(x, kernel, stride, padding, out)
+        total = xp.zeros(x.shape[:2] + out, dtype=x.dtype)
         for u, v, source, target in self._offsets():
             total[target] += x[source]
         self.divisor = self._divisor(xp, x.dtype)
@@ -187,5 +180,5 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
 def global_avg_pool2d(x):
     """Mean of NCHW ``x`` over H and W: (N, C, H, W) -> (N, C), as in NIN's classifier."""
-    _check_input("global_avg_pool2d", "x", x, 4)
+    check_tensor("global_avg_pool2d", "x", x, 4)
     return GlobalAvgPool2d.apply(x)

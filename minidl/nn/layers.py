@@ -12,13 +12,9 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor
-from ..functional.activation import relu
-from ..functional.conv import as_pair
-from ..functional.conv import conv2d
-from ..functional.linear import linear
-from ..functional.maxout import dropout, maxout
-from ..functional.normalization import batch_norm
-from ..functional.pooling import avg_pool2d, global_avg_pool2d, max_pool2d
+from ..functional import (avg_pool2d, batch_norm, conv2d, dropout, global_avg_pool2d, linear,
+                          max_pool2d, maxout, relu)
+from ..functional._window import as_pair
 from . import init
 from .module import Module, Parameter
 
@@ -34,7 +30,7 @@ def _positive_int(value, name, layer):
 
 def _pair(value, name, layer, minimum):
     """An int or a pair of ints (each >= ``minimum``) as a pair; the functional ops' rule."""
-    pair = as_pair(value, name, layer)
+    pair = as_pair(layer, name, value)
     if min(pair) < minimum:
         raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
     return pair

@@ -69,7 +69,7 @@ def test_terminal_redraws_in_place(no_tqdm, monkeypatch):
 def test_byte_units(no_tqdm, capsys):
     with progress(total=2_500_000, desc="file.gz", unit="B", unit_scale=True) as bar:
         bar.update(2_500_000)
-    assert re.fullmatch(r"file\.gz  2\.5M/2\.5M \[[\d:<]+, [\d.]+[kMG]? B/s\]\n",
+    assert re.fullmatch(r"file\.gz  2\.5M/2\.5M \[[\d:<]+, [\d.]+[kMGTP]? B/s\]\n",
                         capsys.readouterr().err)
 
 

@@ -1,10 +1,13 @@
 """Activation functions: tanh, sigmoid, relu, softmax, log_softmax.
 
 Each is a :class:`~minidl.autograd.Function` with its derivative in the docstring.
+All but relu have fractional results and refuse integer and boolean tensors;
+relu keeps an integer tensor's dtype (max(x, 0) of an integer is an integer).
 """
 from .. import backend
 from ..autograd import Function
-from .math import _normalize_axes
+from ._axes import normalize_axes
+from ._checks import check_tensor
 
 __all__ = ["tanh", "sigmoid", "relu", "softmax", "log_softmax"]
 
@@ -82,22 +85,29 @@ class LogSoftmax(Function):
 
 
 def tanh(x):
-    return Tanh.apply(x)
+    """Hyperbolic tangent elementwise (see :class:`Tanh`); floating point only."""
+    return Tanh.apply(check_tensor("tanh", "x", x))
 
 
 def sigmoid(x):
-    return Sigmoid.apply(x)
+    """Logistic sigmoid 1 / (1 + exp(-x)) elementwise (see :class:`Sigmoid`); floating point only."""
+    return Sigmoid.apply(check_tensor("sigmoid", "x", x))
 
 
 def relu(x):
-    return ReLU.apply(x)
+    """max(x, 0) elementwise (see :class:`ReLU`); keeps the dtype of ``x``."""
+    return ReLU.apply(check_tensor("relu", "x", x, floating=False))
 
 
 def softmax(x, axis=-1):
-    (axis,) = _normalize_axes(axis, x.ndim, "softmax")
+    """exp(x) normalized to sum to 1 along ``axis`` (see :class:`Softmax`); floating point only."""
+    check_tensor("softmax", "x", x)
+    (axis,) = normalize_axes(axis, x.ndim, "softmax")
     return Softmax.apply(x, axis)
 
 
 def log_softmax(x, axis=-1):
-    (axis,) = _normalize_axes(axis, x.ndim, "log_softmax")
+    """log(softmax(x)) along ``axis``, computed stably (see :class:`LogSoftmax`)."""
+    check_tensor("log_softmax", "x", x)
+    (axis,) = normalize_axes(axis, x.ndim, "log_softmax")
     return LogSoftmax.apply(x, axis)

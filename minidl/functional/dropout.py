@@ -1,0 +1,37 @@
+"""Inverted dropout (Srivastava et al., 2014), as maxout networks were trained with it."""
+from .. import backend
+from ..autograd import Function
+from ._checks import check_flag, check_number, check_tensor
+
+__all__ = ["dropout"]
+
+
+class Dropout(Function):
+    """Inverted dropout: y = x * mask, mask = keep / (1 - p), keep ~ Bernoulli(1 - p).
+
+    Scaling the kept units by 1 / (1 - p) makes E[y] = x, so evaluation needs
+    no rescaling.  dx = dy * mask, with the mask of the forward pass.
+    """
+
+    def forward(self, x, p):
+        keep = backend.random_uniform(x.shape, x.dtype, backend.device_of(x)) >= p
+        self.mask = keep.astype(x.dtype)
+        self.mask *= 1 / (1 - p)
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p).
+
+    The mask is drawn with ``minidl.backend.random_uniform``, so
+    ``minidl.manual_seed`` makes it reproducible.  When not training, or with
+    ``p == 0``, ``x`` itself is returned.  ``p`` must be in [0, 1).
+    """
+    check_tensor("dropout", "x", x)
+    p = check_number("dropout", "p", p, low=0, high=1, high_open=True)
+    if not check_flag("dropout", "training", training) or p == 0:
+        return x
+    return Dropout.apply(x, p)
