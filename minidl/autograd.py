@@ -19,7 +19,8 @@ import numpy
 
 from . import backend
 
-__all__ = ["Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "sum_to_shape"]
+__all__ = ["Tensor", "Function", "tensor", "as_array", "no_grad", "is_grad_enabled",
+           "sum_to_shape"]
 
 _grad_enabled = True
 
@@ -62,11 +63,14 @@ def sum_to_shape(grad, shape, op_name="op"):
     return grad
 
 
-def _as_array(data, dtype):
-    """Backend array from Python data, keeping an ndarray's dtype.
+def as_array(data, dtype=None):
+    """The backend array behind ``data``: a Tensor's ``.data``, an ndarray itself, or new.
 
-    Python floats become float32 and Python ints int64 (``torch.tensor``'s rule);
-    an explicit ``dtype`` wins.
+    ``data`` is a Tensor, a NumPy or CuPy array, or Python numbers / nested
+    lists.  Nothing is copied unless a conversion is needed, and the device
+    is kept.  An ndarray keeps its dtype; Python floats become float32 and
+    Python ints int64 (``torch.tensor``'s rule); an explicit ``dtype`` wins.
+    Used by :func:`tensor`, ``backward(grad)`` and ``nn.Parameter``.
     """
     if isinstance(data, Tensor):
         array = data.data
@@ -168,7 +172,7 @@ class Tensor:
             with backend.device_context(self.data):
                 grad = xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = _as_array(grad, None)
+            grad = as_array(grad)
             if grad.shape != self.shape:
                 raise ValueError(f"backward(): grad has shape {grad.shape} but the tensor has "
                                  f"shape {self.shape}")
@@ -310,7 +314,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
     a GPU array's own device, else to the default device.  The data is
     copied, so the tensor never aliases the caller's array.
     """
-    array = _as_array(data, dtype)
+    array = as_array(data, dtype)
     if device is None:
         on_gpu = backend.device_of(array).type == "cuda"
         device = backend.device_of(array) if on_gpu else backend.get_default_device()

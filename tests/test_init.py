@@ -1,5 +1,6 @@
 """minidl.nn.init: formulas, statistics on large tensors, in-place semantics, seeding."""
 import math
+import re
 
 import numpy
 import pytest
@@ -43,8 +44,10 @@ def test_calculate_gain_errors():
     with pytest.raises(ValueError, match="unsupported nonlinearity 'swish'; expected one of "
                                          "linear, .*leaky_relu"):
         init.calculate_gain("swish")
-    with pytest.raises(ValueError, match="negative slope 'x' is not a number"):
+    with pytest.raises(TypeError, match="calculate_gain: param must be a real number, got 'x'"):
         init.calculate_gain("leaky_relu", "x")
+    with pytest.raises(TypeError, match="calculate_gain: param must be a real number, got True"):
+        init.calculate_gain("leaky_relu", True)
 
 
 def test_fans_of_2d_and_4d_weights():
@@ -262,16 +265,57 @@ def test_default_init_spans_the_bound_on_a_large_layer():
 
 # ------------------------------------------------------------------ argument errors
 
-def test_argument_errors():
-    with pytest.raises(TypeError, match="uniform_: expected a minidl Tensor or Parameter, "
-                                        "got ndarray"):
-        init.uniform_(numpy.zeros(3))
-    with pytest.raises(TypeError, match="normal_: expected a floating tensor, got dtype int64"):
-        init.normal_(minidl.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match="uniform_: the lower bound a=2 exceeds the upper "
-                                         "bound b=1"):
-        init.uniform_(zeros(3), 2, 1)
-    with pytest.raises(ValueError, match="normal_: std must be non-negative, got -1"):
-        init.normal_(zeros(3), std=-1)
-    with pytest.raises(ValueError, match="mode must be 'fan_in' or 'fan_out', got 'fan_avg'"):
-        init.kaiming_normal_(zeros((3, 3)), mode="fan_avg")
+def bad(make, error, message):
+    """One bad argument: ``make()`` raises ``error`` with exactly ``message``."""
+    return pytest.param(make, error, message, id=message)
+
+
+BAD_ARGUMENTS = [
+    bad(lambda: init.uniform_(numpy.zeros(3)), TypeError,
+        "uniform_: tensor must be a minidl Tensor, got ndarray"),
+    bad(lambda: init.normal_(minidl.tensor([1, 2, 3])), TypeError,
+        "normal_: tensor must be a floating-point tensor, got dtype int64; convert it "
+        "explicitly with .to(dtype='float32')"),
+    bad(lambda: init.uniform_(zeros(3), 2, 1), ValueError, "uniform_: b must be >= 2.0, got 1"),
+    bad(lambda: init.uniform_(zeros(3), "0", 1), TypeError,
+        "uniform_: a must be a real number, got '0'"),
+    bad(lambda: init.uniform_(zeros(3), 0, True), TypeError,
+        "uniform_: b must be a real number, got True"),
+    bad(lambda: init.uniform_(zeros(3), 0, float("nan")), ValueError,
+        "uniform_: b must be >= 0.0, got nan"),
+    bad(lambda: init.uniform_(zeros(3), generator=0), TypeError,
+        "uniform_: generator must be a numpy.random.Generator or None, got int"),
+    bad(lambda: init.normal_(zeros(3), std=-1), ValueError, "normal_: std must be >= 0, got -1"),
+    bad(lambda: init.normal_(zeros(3), std=float("nan")), ValueError,
+        "normal_: std must be >= 0, got nan"),
+    bad(lambda: init.normal_(zeros(3), mean=None), TypeError,
+        "normal_: mean must be a real number, got None"),
+    bad(lambda: init.constant_(zeros(3), "1"), TypeError,
+        "constant_: val must be a real number, got '1'"),
+    bad(lambda: init.constant_(zeros(3), False), TypeError,
+        "constant_: val must be a real number, got False"),
+    bad(lambda: init.kaiming_normal_(zeros((3, 3)), mode="fan_avg"), ValueError,
+        "kaiming_normal_: mode must be 'fan_in' or 'fan_out', got 'fan_avg'"),
+    bad(lambda: init.kaiming_uniform_(zeros((3, 3)), a="0"), TypeError,
+        "kaiming_uniform_: a must be a real number, got '0'"),
+    bad(lambda: init.kaiming_normal_(zeros((3, 3)), generator="seed"), TypeError,
+        "kaiming_normal_: generator must be a numpy.random.Generator or None, got str"),
+    bad(lambda: init.xavier_uniform_(zeros((3, 3)), gain=True), TypeError,
+        "xavier_uniform_: gain must be a real number, got True"),
+    bad(lambda: init.xavier_uniform_(zeros((3, 3)), gain=-1.0), ValueError,
+        "xavier_uniform_: gain must be >= 0, got -1.0"),
+    bad(lambda: init.xavier_normal_(zeros((3, 3)), gain=float("nan")), ValueError,
+        "xavier_normal_: gain must be >= 0, got nan"),
+    bad(lambda: init.xavier_normal_(zeros((3, 3)), gain="1"), TypeError,
+        "xavier_normal_: gain must be a real number, got '1'"),
+    bad(lambda: init.orthogonal_(zeros((3, 3)), gain=None), TypeError,
+        "orthogonal_: gain must be a real number, got None"),
+    bad(lambda: init.orthogonal_([[0.0]]), TypeError,
+        "orthogonal_: tensor must be a minidl Tensor, got list"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_ARGUMENTS)
+def test_argument_errors(make, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        make()

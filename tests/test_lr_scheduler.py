@@ -13,6 +13,7 @@ from minidl.optim.lr_scheduler import (CosineAnnealingLR, LinearWarmup, MultiSte
 from minidl.optim.sgd import SGD
 
 BASE_LRS = (0.1, 0.5)
+NAN = float("nan")
 
 
 def optimizer():
@@ -175,6 +176,40 @@ def test_load_state_dict_errors():
      r"LinearWarmup: start_factor must be in \(0, 1\], got 0.0"),
     (lambda opt: LinearWarmup(opt, 5, start_factor="a"), TypeError,
      r"LinearWarmup: start_factor must be a real number, got 'a'"),
+    (lambda opt: StepLR(opt, step_size=True), TypeError,
+     r"StepLR: step_size must be an integer, got True"),
+    (lambda opt: StepLR(opt, step_size=2, gamma=NAN), ValueError,
+     r"StepLR: gamma must be > 0, got nan"),
+    (lambda opt: StepLR(opt, step_size=2, gamma="0.1"), TypeError,
+     r"StepLR: gamma must be a real number, got '0.1'"),
+    (lambda opt: StepLR(opt, step_size=2, gamma=True), TypeError,
+     r"StepLR: gamma must be a real number, got True"),
+    (lambda opt: MultiStepLR(opt, [3, 5.0]), TypeError,
+     r"MultiStepLR: each milestone must be an integer, got 5.0"),
+    (lambda opt: MultiStepLR(opt, [False]), TypeError,
+     r"MultiStepLR: each milestone must be an integer, got False"),
+    (lambda opt: MultiStepLR(opt, [3], gamma=-0.5), ValueError,
+     r"MultiStepLR: gamma must be > 0, got -0.5"),
+    (lambda opt: MultiStepLR(opt, [3], gamma=NAN), ValueError,
+     r"MultiStepLR: gamma must be > 0, got nan"),
+    (lambda opt: CosineAnnealingLR(opt, T_max=5.0), TypeError,
+     r"CosineAnnealingLR: T_max must be an integer, got 5.0"),
+    (lambda opt: CosineAnnealingLR(opt, T_max=5, eta_min=NAN), ValueError,
+     r"CosineAnnealingLR: eta_min must be >= 0, got nan"),
+    (lambda opt: CosineAnnealingLR(opt, T_max=5, eta_min=None), TypeError,
+     r"CosineAnnealingLR: eta_min must be a real number, got None"),
+    (lambda opt: LinearWarmup(opt, warmup_steps="5"), TypeError,
+     r"LinearWarmup: warmup_steps must be an integer, got '5'"),
+    (lambda opt: LinearWarmup(opt, 5, start_factor=1.5), ValueError,
+     r"LinearWarmup: start_factor must be in \(0, 1\], got 1.5"),
+    (lambda opt: LinearWarmup(opt, 5, start_factor=NAN), ValueError,
+     r"LinearWarmup: start_factor must be in \(0, 1\], got nan"),
+    (lambda opt: LinearWarmup(opt, 5, start_factor=True), TypeError,
+     r"LinearWarmup: start_factor must be a real number, got True"),
+    (lambda opt: SequentialLR(opt, [StepLR(opt, 2), StepLR(opt, 3)], [0]), ValueError,
+     r"SequentialLR: each milestone must be >= 1, got 0"),
+    (lambda opt: SequentialLR(opt, [StepLR(opt, 2), StepLR(opt, 3)], [2.0]), TypeError,
+     r"SequentialLR: each milestone must be an integer, got 2.0"),
     (lambda opt: StepLR("sgd", step_size=2), TypeError,
      r"StepLR: optimizer must be a minidl.optim.Optimizer, got str"),
     (lambda opt: SequentialLR(opt, [StepLR(opt, 2), StepLR(opt, 3)], [2, 4]), ValueError,

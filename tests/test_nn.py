@@ -316,7 +316,8 @@ def test_to_dtype_casts_floating_tensors_only():
     assert all(p.dtype == numpy.float64 for p in model.parameters())
     assert model[1].running_var.dtype == numpy.float64
     assert model[1].num_batches_tracked.dtype == numpy.int64
-    with pytest.raises(TypeError, match="Module.to: dtype must be a floating type, got int32"):
+    with pytest.raises(TypeError, match="Module.to: dtype must be a floating-point dtype, "
+                                        "got int32"):
         model.to(dtype="int32")
 
 
@@ -495,24 +496,19 @@ def test_linear_rejects_the_wrong_feature_count(rng):
         nn.Linear(3, 1)(numpy.zeros(3))
 
 
-def test_conv_rejects_wrong_channels_and_rank(rng):
-    conv = nn.Conv2d(3, 4, 3)
+def test_layers_reject_the_wrong_channel_count(rng):
     with pytest.raises(ValueError, match=re.escape(
-            "Conv2d(in_channels=3): expected input of shape (N, 3, H, W), got (2, 5, 8, 8)")):
-        conv(image(rng, (2, 5, 8, 8)))
-    with pytest.raises(ValueError, match=re.escape("expected input of shape (N, 3, H, W), "
-                                                   "got (3, 8, 8)")):
-        conv(image(rng, (3, 8, 8)))
-
-
-def test_other_layers_reject_wrong_shapes(rng):
+            "Conv2d(in_channels=3): input has 5 channels in axis 1 (shape (2, 5, 8, 8)), "
+            "expected 3")):
+        nn.Conv2d(3, 4, 3)(image(rng, (2, 5, 8, 8)))
     with pytest.raises(ValueError, match=re.escape(
-            "BatchNorm1d(num_features=4): expected input of shape (N, 4), got (2, 4, 3, 3)")):
-        nn.BatchNorm1d(4)(image(rng, (2, 4, 3, 3)))
-    with pytest.raises(ValueError, match=re.escape(
-            "BatchNorm2d(num_features=4): expected input of shape (N, 4, H, W), got "
-            "(2, 3, 3, 3)")):
+            "BatchNorm2d(num_features=4): input has 3 channels in axis 1 (shape (2, 3, 3, 3)), "
+            "expected 4")):
         nn.BatchNorm2d(4)(image(rng, (2, 3, 3, 3)))
+    with pytest.raises(ValueError, match=re.escape(
+            "BatchNorm1d(num_features=4): input has 2 channels in axis 1 (shape (3, 2)), "
+            "expected 4")):
+        nn.BatchNorm1d(4)(image(rng, (3, 2)))
     with pytest.raises(ValueError, match=re.escape(
             "Maxout(pieces=2, axis=1): input has 5 channels along axis 1, expected a multiple "
             "of 2")):
@@ -520,39 +516,184 @@ def test_other_layers_reject_wrong_shapes(rng):
     with pytest.raises(ValueError, match=re.escape(
             "Maxout(pieces=2, axis=2): input of shape (2, 4) has no axis 2")):
         nn.Maxout(2, axis=2)(image(rng, (2, 4)))
-    with pytest.raises(ValueError, match=re.escape(
-            "MaxPool2d(kernel_size=2): expected input of shape (N, C, H, W), got (3, 4)")):
-        nn.MaxPool2d(2)(image(rng, (3, 4)))
-    with pytest.raises(ValueError, match=re.escape(
-            "GlobalAvgPool2d: expected input of shape (N, C, H, W), got (3, 4, 5)")):
-        nn.GlobalAvgPool2d()(image(rng, (3, 4, 5)))
 
 
-def test_constructor_arguments_are_checked():
-    with pytest.raises(ValueError, match="Linear: in_features must be a positive integer, got 0"):
-        nn.Linear(0, 3)
-    with pytest.raises(TypeError, match=re.escape(
-            "Conv2d: kernel_size must be an int or a pair of ints (h, w), got (3,)")):
-        nn.Conv2d(1, 2, (3,))
-    with pytest.raises(TypeError, match=re.escape(
-            "Conv2d: stride must be an int or a pair of ints (h, w), got 1.5")):
-        nn.Conv2d(1, 2, 3, stride=1.5)
-    with pytest.raises(ValueError, match=re.escape("Conv2d: stride must be >= 1, got (1, 0)")):
-        nn.Conv2d(1, 2, 3, stride=(1, 0))
-    with pytest.raises(ValueError, match=re.escape("Conv2d: padding must be >= 0, got -1")):
-        nn.Conv2d(1, 2, 3, padding=-1)
-    with pytest.raises(TypeError, match="Linear: dtype must be a floating type, got int64"):
-        nn.Linear(2, 2, dtype="int64")
-    with pytest.raises(ValueError, match=re.escape("Dropout: p must be a probability in [0, 1), "
-                                                   "got 1.5")):
-        nn.Dropout(1.5)
-    with pytest.raises(ValueError, match=re.escape("BatchNorm2d: momentum must be in [0, 1], "
-                                                   "got 2")):
-        nn.BatchNorm2d(3, momentum=2)
-    with pytest.raises(ValueError, match="BatchNorm1d: eps must be positive, got 0"):
-        nn.BatchNorm1d(3, eps=0)
-    with pytest.raises(ValueError, match="Maxout: pieces must be a positive integer, got 0"):
-        nn.Maxout(0)
+# Every layer checks its input with the functional ops' check_tensor, naming itself: a
+# Tensor (TypeError), of the layer's input_ndim (ValueError), floating where the op needs it.
+INPUT_CHECKS = [
+    (nn.Linear(3, 2), None, True), (nn.Conv2d(3, 2, 1), 4, True),
+    (nn.BatchNorm1d(3), 2, True), (nn.BatchNorm2d(3), 4, True), (nn.Maxout(1), None, False),
+    (nn.ReLU(), None, False), (nn.MaxPool2d(2), 4, True), (nn.AvgPool2d(2), 4, True),
+    (nn.GlobalAvgPool2d(), 4, True), (nn.Dropout(), None, True), (nn.Flatten(), None, False),
+]
+
+
+@pytest.mark.parametrize("layer, ndim, floating", INPUT_CHECKS,
+                         ids=[type(layer).__name__ for layer, _, _ in INPUT_CHECKS])
+def test_layers_check_their_input(layer, ndim, floating):
+    name = type(layer).__name__
+    assert layer.input_ndim == ndim
+    with pytest.raises(TypeError, match=f"^{name}: input must be a minidl Tensor, got ndarray"):
+        layer(numpy.zeros((2, 3, 4, 4), dtype="float32"))
+    if ndim is not None:
+        with pytest.raises(ValueError, match=re.escape(f"{name}: input must be {ndim}-D, got "
+                                                       f"shape (2, 3, 4)")):
+            layer(minidl.tensor(numpy.zeros((2, 3, 4), dtype="float32")))
+    shape = (2, 3) if ndim == 2 else (2, 3, 4, 4)
+    integers = minidl.tensor(numpy.zeros(shape, dtype="int64"))
+    if floating:
+        with pytest.raises(TypeError, match=f"^{name}: input must be a floating-point tensor, "
+                                            f"got dtype int64"):
+            layer(integers)
+    else:
+        assert layer(integers).dtype == numpy.int64
+
+
+def bad(make, error, message):
+    """One bad constructor argument: ``make()`` raises ``error`` with exactly ``message``."""
+    return pytest.param(make, error, message, id=message)
+
+
+NAN = float("nan")
+BAD_ARGUMENTS = [
+    bad(lambda: nn.Linear(0, 3), ValueError, "Linear: in_features must be >= 1, got 0"),
+    bad(lambda: nn.Linear(2.0, 3), TypeError, "Linear: in_features must be an integer, got 2.0"),
+    bad(lambda: nn.Linear(True, 3), TypeError, "Linear: in_features must be an integer, got True"),
+    bad(lambda: nn.Linear(2, -1), ValueError, "Linear: out_features must be >= 1, got -1"),
+    bad(lambda: nn.Linear(2, "3"), TypeError, "Linear: out_features must be an integer, got '3'"),
+    bad(lambda: nn.Linear(2, 3, bias=1), TypeError, "Linear: bias must be True or False, got 1"),
+    bad(lambda: nn.Linear(2, 2, dtype="int64"), TypeError,
+        "Linear: dtype must be a floating-point dtype, got int64"),
+    bad(lambda: nn.Linear(2, 2, dtype="float33"), TypeError,
+        "Linear: dtype must be a floating-point dtype, got 'float33'"),
+    bad(lambda: nn.Linear(2, 2, dtype=None), TypeError,
+        "Linear: dtype must be a floating-point dtype, got None"),
+    bad(lambda: nn.Conv2d(0, 2, 3), ValueError, "Conv2d: in_channels must be >= 1, got 0"),
+    bad(lambda: nn.Conv2d(1.5, 2, 3), TypeError, "Conv2d: in_channels must be an integer, got 1.5"),
+    bad(lambda: nn.Conv2d(1, False, 3), TypeError,
+        "Conv2d: out_channels must be an integer, got False"),
+    bad(lambda: nn.Conv2d(1, 2, 0), ValueError, "Conv2d: kernel_size must be positive, got (0, 0)"),
+    bad(lambda: nn.Conv2d(1, 2, (3,)), TypeError,
+        "Conv2d: kernel_size must be an int or a pair of ints (h, w), got (3,)"),
+    bad(lambda: nn.Conv2d(1, 2, (3, True)), TypeError,
+        "Conv2d: kernel_size must be an int or a pair of ints (h, w), got (3, True)"),
+    bad(lambda: nn.Conv2d(1, 2, 3, stride=(1, 0)), ValueError,
+        "Conv2d: stride must be positive, got (1, 0)"),
+    bad(lambda: nn.Conv2d(1, 2, 3, stride=1.5), TypeError,
+        "Conv2d: stride must be an int or a pair of ints (h, w), got 1.5"),
+    bad(lambda: nn.Conv2d(1, 2, 3, padding=-1), ValueError,
+        "Conv2d: padding must be non-negative, got (-1, -1)"),
+    bad(lambda: nn.Conv2d(1, 2, 3, padding="1"), TypeError,
+        "Conv2d: padding must be an int or a pair of ints (h, w), got '1'"),
+    bad(lambda: nn.Conv2d(1, 2, 3, bias=None), TypeError,
+        "Conv2d: bias must be True or False, got None"),
+    bad(lambda: nn.Conv2d(1, 2, 3, dtype="int32"), TypeError,
+        "Conv2d: dtype must be a floating-point dtype, got int32"),
+    bad(lambda: nn.Maxout(0), ValueError, "Maxout: pieces must be >= 1, got 0"),
+    bad(lambda: nn.Maxout(2.0), TypeError, "Maxout: pieces must be an integer, got 2.0"),
+    bad(lambda: nn.Maxout(True), TypeError, "Maxout: pieces must be an integer, got True"),
+    bad(lambda: nn.Maxout(2, axis=1.0), TypeError, "Maxout: axis must be an integer, got 1.0"),
+    bad(lambda: nn.Maxout(2, axis=None), TypeError, "Maxout: axis must be an integer, got None"),
+    bad(lambda: nn.Dropout(1), ValueError, "Dropout: p must be in [0, 1), got 1"),
+    bad(lambda: nn.Dropout(1.5), ValueError, "Dropout: p must be in [0, 1), got 1.5"),
+    bad(lambda: nn.Dropout(-0.1), ValueError, "Dropout: p must be in [0, 1), got -0.1"),
+    bad(lambda: nn.Dropout(NAN), ValueError, "Dropout: p must be in [0, 1), got nan"),
+    bad(lambda: nn.Dropout(True), TypeError, "Dropout: p must be a real number, got True"),
+    bad(lambda: nn.Dropout("0.5"), TypeError, "Dropout: p must be a real number, got '0.5'"),
+    bad(lambda: nn.Flatten(1.0), TypeError, "Flatten: start_dim must be an integer, got 1.0"),
+    bad(lambda: nn.Flatten(True), TypeError, "Flatten: start_dim must be an integer, got True"),
+]
+for norm in (nn.BatchNorm1d, nn.BatchNorm2d):
+    name = norm.__name__
+    BAD_ARGUMENTS += [
+        bad(lambda norm=norm: norm(0), ValueError, f"{name}: num_features must be >= 1, got 0"),
+        bad(lambda norm=norm: norm(3.0), TypeError,
+            f"{name}: num_features must be an integer, got 3.0"),
+        bad(lambda norm=norm: norm(True), TypeError,
+            f"{name}: num_features must be an integer, got True"),
+        bad(lambda norm=norm: norm(3, eps=0), ValueError, f"{name}: eps must be > 0, got 0"),
+        bad(lambda norm=norm: norm(3, eps=-1e-5), ValueError,
+            f"{name}: eps must be > 0, got -1e-05"),
+        bad(lambda norm=norm: norm(3, eps=NAN), ValueError, f"{name}: eps must be > 0, got nan"),
+        bad(lambda norm=norm: norm(3, eps=True), TypeError,
+            f"{name}: eps must be a real number, got True"),
+        bad(lambda norm=norm: norm(3, eps="a"), TypeError,
+            f"{name}: eps must be a real number, got 'a'"),
+        bad(lambda norm=norm: norm(3, momentum=2), ValueError,
+            f"{name}: momentum must be in [0, 1], got 2"),
+        bad(lambda norm=norm: norm(3, momentum=-0.1), ValueError,
+            f"{name}: momentum must be in [0, 1], got -0.1"),
+        bad(lambda norm=norm: norm(3, momentum=NAN), ValueError,
+            f"{name}: momentum must be in [0, 1], got nan"),
+        bad(lambda norm=norm: norm(3, momentum=None), TypeError,
+            f"{name}: momentum must be a real number, got None"),
+        bad(lambda norm=norm: norm(3, momentum=False), TypeError,
+            f"{name}: momentum must be a real number, got False"),
+        bad(lambda norm=norm: norm(3, dtype="int64"), TypeError,
+            f"{name}: dtype must be a floating-point dtype, got int64"),
+    ]
+for pool in (nn.MaxPool2d, nn.AvgPool2d):
+    name = pool.__name__
+    BAD_ARGUMENTS += [
+        bad(lambda pool=pool: pool(0), ValueError,
+            f"{name}: kernel_size must be positive, got (0, 0)"),
+        bad(lambda pool=pool: pool((2, -1)), ValueError,
+            f"{name}: kernel_size must be positive, got (2, -1)"),
+        bad(lambda pool=pool: pool(2.5), TypeError,
+            f"{name}: kernel_size must be an int or a pair of ints (h, w), got 2.5"),
+        bad(lambda pool=pool: pool(2, stride=0), ValueError,
+            f"{name}: stride must be positive, got (0, 0)"),
+        bad(lambda pool=pool: pool(2, stride=(1, True)), TypeError,
+            f"{name}: stride must be an int or a pair of ints (h, w), got (1, True)"),
+        bad(lambda pool=pool: pool(3, padding=2), ValueError,
+            f"{name}: padding must be between 0 and half the kernel size "
+            f"(kernel_size // 2 = (1, 1)), got (2, 2)"),
+        bad(lambda pool=pool: pool((2, 5), padding=(1, 3)), ValueError,
+            f"{name}: padding must be between 0 and half the kernel size "
+            f"(kernel_size // 2 = (1, 2)), got (1, 3)"),
+        bad(lambda pool=pool: pool(3, padding=-1), ValueError,
+            f"{name}: padding must be non-negative, got (-1, -1)"),
+        bad(lambda pool=pool: pool(3, padding=0.5), TypeError,
+            f"{name}: padding must be an int or a pair of ints (h, w), got 0.5"),
+        bad(lambda pool=pool: pool(2, ceil_mode=1), TypeError,
+            f"{name}: ceil_mode must be True or False, got 1"),
+        bad(lambda pool=pool: pool(2, ceil_mode="yes"), TypeError,
+            f"{name}: ceil_mode must be True or False, got 'yes'"),
+    ]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_ARGUMENTS)
+def test_every_bad_constructor_argument_is_refused(make, error, message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        make()
+
+
+def test_functional_ops_refuse_what_the_pooling_layers_refuse(rng):
+    """The layers apply the rule of F.max_pool2d at construction, in the same words."""
+    x = image(rng, (1, 1, 6, 6))
+    for args in [(0,), (3, None, 2), (2, 1, 0, 1)]:
+        with pytest.raises((TypeError, ValueError)) as layer_error:
+            nn.MaxPool2d(*args)
+        with pytest.raises(type(layer_error.value)) as op_error:
+            max_pool2d(x, *args)
+        assert str(op_error.value).replace("max_pool2d", "MaxPool2d") == str(layer_error.value)
+
+
+def test_good_constructor_arguments_are_kept():
+    linear_layer = nn.Linear(numpy.int64(3), 1, bias=False, dtype=numpy.float64)
+    assert (linear_layer.in_features, linear_layer.bias) == (3, None)
+    assert type(linear_layer.in_features) is int and linear_layer.weight.dtype == numpy.float64
+    conv = nn.Conv2d(1, 2, (3, 1), stride=[2, 1], padding=(1, 0))
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 1), (2, 1), (1, 0))
+    for norm in (nn.BatchNorm1d(2, eps=1, momentum=0), nn.BatchNorm2d(2, momentum=1)):
+        assert type(norm.eps) is float and type(norm.momentum) is float
+    assert nn.BatchNorm1d(2, eps=1, momentum=0).extra_repr() == "2, eps=1.0, momentum=0.0"
+    assert nn.Maxout(1, axis=-1).axis == -1
+    pool = nn.MaxPool2d((3, 5), 2, padding=(1, 2), ceil_mode=True)
+    assert (pool.kernel_size, pool.stride, pool.padding) == ((3, 5), 2, (1, 2))
+    assert nn.AvgPool2d(2).stride is None            # the kernel, as in F.avg_pool2d
+    assert nn.Dropout(0).p == 0.0 and nn.Dropout(0.999).p == 0.999
+    assert nn.Flatten(-1).start_dim == -1
 
 
 # ------------------------------------------------------------------ gradients

@@ -1,5 +1,6 @@
 """Optimizers: updates against hand computations, groups, state dicts, devices, PyTorch."""
 import pickle
+import re
 
 import numpy
 import pytest
@@ -352,7 +353,7 @@ def test_load_state_dict_errors():
                                          r"does not use"):
         fresh().load_state_dict(mixed)
     bad_lr = {"state": {}, "param_groups": [dict(saved["param_groups"][0], lr=-1.0)]}
-    with pytest.raises(ValueError, match=r"invalid lr=-1.0: must be >= 0"):
+    with pytest.raises(ValueError, match=r"^SGD: lr must be >= 0, got -1.0$"):
         fresh().load_state_dict(bad_lr)
     stray = {"state": {7: saved["state"][0]}, "param_groups": saved["param_groups"]}
     opt = fresh()
@@ -363,33 +364,91 @@ def test_load_state_dict_errors():
 
 # ----------------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("make, error, message", [
-    (lambda ps: SGD(ps, lr=-0.1), ValueError, r"invalid lr=-0.1: must be >= 0"),
-    (lambda ps: SGD(ps, lr="0.1"), TypeError, r"lr must be a real number, got '0.1'"),
-    (lambda ps: SGD(ps, lr=0.1, momentum=-0.5), ValueError, r"invalid momentum=-0.5: must be >= 0"),
-    (lambda ps: SGD(ps, lr=0.1, dampening=1.5), ValueError,
-     r"invalid dampening=1.5: must be in \[0, 1\]"),
-    (lambda ps: SGD(ps, lr=0.1, weight_decay=-1), ValueError,
-     r"invalid weight_decay=-1: must be >= 0"),
-    (lambda ps: SGD(ps, lr=0.1, nesterov=True), ValueError,
-     r"nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.0 and dampening=0.0"),
-    (lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
-     r"requires momentum > 0 and dampening = 0, got momentum=0.9 and dampening=0.1"),
-    (lambda ps: SGD(ps, lr=0.1, nesterov=1), TypeError, r"nesterov must be True or False, got 1"),
-    (lambda ps: SGD([{"params": ps, "lr": -1.0}], lr=0.1), ValueError, r"invalid lr=-1.0"),
-    (lambda ps: Adam(ps, lr=-1e-3), ValueError, r"invalid lr=-0.001: must be >= 0"),
-    (lambda ps: Adam(ps, eps=0.0), ValueError, r"invalid eps=0.0: must be > 0"),
-    (lambda ps: Adam(ps, betas=(1.0, 0.999)), ValueError,
-     r"invalid betas\[0\]=1.0: must be in \[0, 1\)"),
-    (lambda ps: Adam(ps, betas=(0.9, -0.1)), ValueError,
-     r"invalid betas\[1\]=-0.1: must be in \[0, 1\)"),
-    (lambda ps: Adam(ps, betas=0.9), TypeError, r"betas must be a pair \(beta1, beta2\), got 0.9"),
-    (lambda ps: AdamW(ps, weight_decay=-0.01), ValueError,
-     r"invalid weight_decay=-0.01: must be >= 0"),
-])
+def bad(make, error, message):
+    """One bad hyper-parameter: ``make(params)`` raises ``error`` with exactly ``message``."""
+    return pytest.param(make, error, message, id=message)
+
+
+NAN = float("nan")
+BAD_HYPERPARAMETERS = [
+    bad(lambda ps: SGD(ps, lr=-0.1), ValueError, "SGD: lr must be >= 0, got -0.1"),
+    bad(lambda ps: SGD(ps, lr=NAN), ValueError, "SGD: lr must be >= 0, got nan"),
+    bad(lambda ps: SGD(ps, lr="0.1"), TypeError, "SGD: lr must be a real number, got '0.1'"),
+    bad(lambda ps: SGD(ps, lr=True), TypeError, "SGD: lr must be a real number, got True"),
+    bad(lambda ps: SGD(ps, lr=None), TypeError, "SGD: lr must be a real number, got None"),
+    bad(lambda ps: SGD(ps, lr=0.1, momentum=-0.5), ValueError,
+        "SGD: momentum must be >= 0, got -0.5"),
+    bad(lambda ps: SGD(ps, lr=0.1, momentum=NAN), ValueError,
+        "SGD: momentum must be >= 0, got nan"),
+    bad(lambda ps: SGD(ps, lr=0.1, momentum=False), TypeError,
+        "SGD: momentum must be a real number, got False"),
+    bad(lambda ps: SGD(ps, lr=0.1, dampening=1.5), ValueError,
+        "SGD: dampening must be in [0, 1], got 1.5"),
+    bad(lambda ps: SGD(ps, lr=0.1, dampening=NAN), ValueError,
+        "SGD: dampening must be in [0, 1], got nan"),
+    bad(lambda ps: SGD(ps, lr=0.1, dampening="0"), TypeError,
+        "SGD: dampening must be a real number, got '0'"),
+    bad(lambda ps: SGD(ps, lr=0.1, weight_decay=-1), ValueError,
+        "SGD: weight_decay must be >= 0, got -1"),
+    bad(lambda ps: SGD(ps, lr=0.1, weight_decay=NAN), ValueError,
+        "SGD: weight_decay must be >= 0, got nan"),
+    bad(lambda ps: SGD(ps, lr=0.1, weight_decay=True), TypeError,
+        "SGD: weight_decay must be a real number, got True"),
+    bad(lambda ps: SGD(ps, lr=0.1, nesterov=True), ValueError,
+        "SGD: nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.0 and "
+        "dampening=0.0"),
+    bad(lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
+        "SGD: nesterov=True requires momentum > 0 and dampening = 0, got momentum=0.9 and "
+        "dampening=0.1"),
+    bad(lambda ps: SGD(ps, lr=0.1, nesterov=1), TypeError,
+        "SGD: nesterov must be True or False, got 1"),
+    bad(lambda ps: SGD([{"params": ps, "lr": -1.0}], lr=0.1), ValueError,
+        "SGD: lr must be >= 0, got -1.0"),
+    bad(lambda ps: Adam(ps, lr=-1e-3), ValueError, "Adam: lr must be >= 0, got -0.001"),
+    bad(lambda ps: Adam(ps, lr=NAN), ValueError, "Adam: lr must be >= 0, got nan"),
+    bad(lambda ps: Adam(ps, lr="1e-3"), TypeError, "Adam: lr must be a real number, got '1e-3'"),
+    bad(lambda ps: Adam(ps, eps=0.0), ValueError, "Adam: eps must be > 0, got 0.0"),
+    bad(lambda ps: Adam(ps, eps=NAN), ValueError, "Adam: eps must be > 0, got nan"),
+    bad(lambda ps: Adam(ps, eps=True), TypeError, "Adam: eps must be a real number, got True"),
+    bad(lambda ps: Adam(ps, weight_decay=-1), ValueError,
+        "Adam: weight_decay must be >= 0, got -1"),
+    bad(lambda ps: Adam(ps, weight_decay=None), TypeError,
+        "Adam: weight_decay must be a real number, got None"),
+    bad(lambda ps: Adam(ps, betas=(1.0, 0.999)), ValueError,
+        "Adam: betas[0] must be in [0, 1), got 1.0"),
+    bad(lambda ps: Adam(ps, betas=(0.9, -0.1)), ValueError,
+        "Adam: betas[1] must be in [0, 1), got -0.1"),
+    bad(lambda ps: Adam(ps, betas=(NAN, 0.999)), ValueError,
+        "Adam: betas[0] must be in [0, 1), got nan"),
+    bad(lambda ps: Adam(ps, betas=(0.9, "0.999")), TypeError,
+        "Adam: betas[1] must be a real number, got '0.999'"),
+    bad(lambda ps: Adam(ps, betas=(False, 0.999)), TypeError,
+        "Adam: betas[0] must be a real number, got False"),
+    bad(lambda ps: Adam(ps, betas=0.9), TypeError,
+        "Adam: betas must be a pair (beta1, beta2), got 0.9"),
+    bad(lambda ps: Adam(ps, betas=(0.9, 0.99, 0.999)), TypeError,
+        "Adam: betas must be a pair (beta1, beta2), got (0.9, 0.99, 0.999)"),
+    bad(lambda ps: AdamW(ps, weight_decay=-0.01), ValueError,
+        "AdamW: weight_decay must be >= 0, got -0.01"),
+    bad(lambda ps: AdamW(ps, betas=(0.9, 1)), ValueError,
+        "AdamW: betas[1] must be in [0, 1), got 1"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD_HYPERPARAMETERS)
 def test_hyperparameter_validation(make, error, message):
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
         make([param([1.0], "cpu")])
+
+
+def test_hyperparameters_are_stored_as_floats():
+    sgd = SGD([param([1.0], "cpu")], lr=1, momentum=0, weight_decay=numpy.float32(0.5))
+    group = sgd.param_groups[0]
+    assert all(type(group[key]) is float for key in ("lr", "momentum", "dampening",
+                                                      "weight_decay"))
+    adam = Adam([param([1.0], "cpu")], betas=[0, numpy.float64(0.5)])
+    assert adam.param_groups[0]["betas"] == (0.0, 0.5)
+    assert all(type(beta) is float for beta in adam.param_groups[0]["betas"])
 
 
 def test_parameter_validation():

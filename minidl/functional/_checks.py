@@ -7,9 +7,11 @@ TypeError and a value out of range raises ValueError.
 """
 import numbers
 
+import numpy
+
 from ..autograd import Tensor
 
-__all__ = ["check_tensor", "check_like", "check_number", "check_flag"]
+__all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_float_dtype"]
 
 
 def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
@@ -81,3 +83,20 @@ def check_like(op, name, value, x, x_name="x"):
         raise ValueError(f"{op}: {name} is on {value.device} but {x_name} is on {x.device}; "
                          f"move one with .to()")
     return value
+
+
+def check_float_dtype(op, name, value):
+    """``value`` (``"float32"``, ``numpy.float64``, ...) as a floating numpy dtype, else TypeError.
+
+    Used for the ``dtype=`` of layers and of ``Module.to``: only floating
+    tensors can be trained.  None is refused, although ``numpy.dtype(None)`` is
+    float64: a missing dtype is a mistake, not a request for float64.
+    """
+    try:
+        dtype = None if value is None else numpy.dtype(value)
+    except TypeError:
+        dtype = None          # not a dtype at all
+    if dtype is None or dtype.kind != "f":
+        got = repr(value) if dtype is None else dtype
+        raise TypeError(f"{op}: {name} must be a floating-point dtype, got {got}")
+    return dtype

@@ -9,13 +9,19 @@ every device.
 
 Fans of a weight of shape (out, in, *kernel): ``fan_in = in * prod(kernel)``,
 ``fan_out = out * prod(kernel)``.
+
+Every argument is checked with the functional ops' validators: ``tensor`` must
+be a floating minidl Tensor, the numbers (bounds, std, slope, gain, value) real
+numbers and not bools (TypeError), in range (ValueError: ``a <= b``, ``std``
+and the Xavier ``gain`` >= 0), ``mode`` is ``"fan_in"`` or ``"fan_out"``, and
+``generator`` a ``numpy.random.Generator`` or None.
 """
 import math
 
 import numpy
 
 from .. import backend
-from ..autograd import Tensor
+from ..functional._checks import check_number, check_tensor
 
 __all__ = ["calculate_gain", "calculate_fan_in_and_fan_out", "uniform_", "normal_",
            "constant_", "zeros_", "ones_", "kaiming_uniform_", "kaiming_normal_",
@@ -38,22 +44,12 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else param
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-            raise ValueError(f"calculate_gain: negative slope {slope!r} is not a number")
+        slope = 0.01 if param is None else check_number("calculate_gain", "param", param)
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}; expected one of "
                      f"{', '.join(_LINEAR_GAINS + ('tanh', 'relu', 'leaky_relu', 'selu'))}")
-
-
-def _check_tensor(tensor, fn_name):
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"{fn_name}: expected a minidl Tensor or Parameter, "
-                        f"got {type(tensor).__name__}")
-    if tensor.dtype.kind != "f":
-        raise TypeError(f"{fn_name}: expected a floating tensor, got dtype {tensor.dtype}")
 
 
 def calculate_fan_in_and_fan_out(tensor):
@@ -65,9 +61,9 @@ def calculate_fan_in_and_fan_out(tensor):
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def _fan(tensor, mode):
+def _fan(fn_name, tensor, mode):
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ValueError(f"{fn_name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -78,30 +74,35 @@ def _fill(tensor, values):
     return tensor
 
 
-def _rng(generator):
-    return backend.host_rng() if generator is None else generator
+def _rng(fn_name, generator):
+    """``generator``, or the seeded host generator when it is None."""
+    if generator is None:
+        return backend.host_rng()
+    if not isinstance(generator, numpy.random.Generator):
+        raise TypeError(f"{fn_name}: generator must be a numpy.random.Generator or None, "
+                        f"got {type(generator).__name__}")
+    return generator
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
-    """Fill with samples of U(a, b)."""
-    _check_tensor(tensor, "uniform_")
-    if not a <= b:
-        raise ValueError(f"uniform_: the lower bound a={a} exceeds the upper bound b={b}")
-    return _fill(tensor, _rng(generator).uniform(a, b, size=tensor.shape))
+    """Fill with samples of U(a, b); ``a <= b`` are real numbers."""
+    check_tensor("uniform_", "tensor", tensor)
+    a = check_number("uniform_", "a", a)
+    b = check_number("uniform_", "b", b, low=a)     # an empty interval is a mistake
+    return _fill(tensor, _rng("uniform_", generator).uniform(a, b, size=tensor.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
-    """Fill with samples of N(mean, std**2)."""
-    _check_tensor(tensor, "normal_")
-    if std < 0:
-        raise ValueError(f"normal_: std must be non-negative, got {std}")
-    return _fill(tensor, _rng(generator).normal(mean, std, size=tensor.shape))
+    """Fill with samples of N(mean, std**2); ``std`` >= 0."""
+    check_tensor("normal_", "tensor", tensor)
+    mean, std = check_number("normal_", "mean", mean), check_number("normal_", "std", std, low=0)
+    return _fill(tensor, _rng("normal_", generator).normal(mean, std, size=tensor.shape))
 
 
 def constant_(tensor, val):
     """Fill with the value ``val``."""
-    _check_tensor(tensor, "constant_")
-    tensor.data[...] = val
+    check_tensor("constant_", "tensor", tensor)
+    tensor.data[...] = check_number("constant_", "val", val)
     return tensor
 
 
@@ -120,30 +121,38 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", ge
     (``mode``).  The defaults give gain sqrt(2), as for relu.  Linear and
     Conv2d layers use ``a=sqrt(5)``, that is bound = 1 / sqrt(fan_in).
     """
-    _check_tensor(tensor, "kaiming_uniform_")
-    bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
-    return uniform_(tensor, -bound, bound, generator)
+    fn_name = "kaiming_uniform_"
+    check_tensor(fn_name, "tensor", tensor)
+    gain = calculate_gain(nonlinearity, check_number(fn_name, "a", a))
+    bound = gain * math.sqrt(3.0 / _fan(fn_name, tensor, mode))
+    return _fill(tensor, _rng(fn_name, generator).uniform(-bound, bound, size=tensor.shape))
 
 
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     """He et al. (2015) normal: N(0, std**2), std = gain / sqrt(fan) (see kaiming_uniform_)."""
-    _check_tensor(tensor, "kaiming_normal_")
-    std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
-    return normal_(tensor, 0.0, std, generator)
+    fn_name = "kaiming_normal_"
+    check_tensor(fn_name, "tensor", tensor)
+    gain = calculate_gain(nonlinearity, check_number(fn_name, "a", a))
+    std = gain / math.sqrt(_fan(fn_name, tensor, mode))
+    return _fill(tensor, _rng(fn_name, generator).normal(0.0, std, size=tensor.shape))
 
 
 def xavier_uniform_(tensor, gain=1.0, generator=None):
     """Glorot & Bengio (2010) uniform: U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out))."""
-    _check_tensor(tensor, "xavier_uniform_")
+    fn_name = "xavier_uniform_"
+    check_tensor(fn_name, "tensor", tensor)
+    gain = check_number(fn_name, "gain", gain, low=0)     # the bound or std it scales
     bound = gain * math.sqrt(6.0 / sum(calculate_fan_in_and_fan_out(tensor)))
-    return uniform_(tensor, -bound, bound, generator)
+    return _fill(tensor, _rng(fn_name, generator).uniform(-bound, bound, size=tensor.shape))
 
 
 def xavier_normal_(tensor, gain=1.0, generator=None):
     """Glorot & Bengio (2010) normal: N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out))."""
-    _check_tensor(tensor, "xavier_normal_")
+    fn_name = "xavier_normal_"
+    check_tensor(fn_name, "tensor", tensor)
+    gain = check_number(fn_name, "gain", gain, low=0)     # the bound or std it scales
     std = gain * math.sqrt(2.0 / sum(calculate_fan_in_and_fan_out(tensor)))
-    return normal_(tensor, 0.0, std, generator)
+    return _fill(tensor, _rng(fn_name, generator).normal(0.0, std, size=tensor.shape))
 
 
 def orthogonal_(tensor, gain=1.0, generator=None):
@@ -155,12 +164,13 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     uniformly distributed over orthogonal matrices), gives W W^T = I when
     rows <= cols and W^T W = I otherwise.
     """
-    _check_tensor(tensor, "orthogonal_")
+    check_tensor("orthogonal_", "tensor", tensor)
+    gain = check_number("orthogonal_", "gain", gain)
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: needs a tensor with at least 2 dimensions, "
                          f"got shape {tensor.shape}")
     rows, cols = tensor.shape[0], tensor.size // tensor.shape[0]
-    gaussian = _rng(generator).standard_normal((max(rows, cols), min(rows, cols)))
+    gaussian = _rng("orthogonal_", generator).standard_normal((max(rows, cols), min(rows, cols)))
     q, r = numpy.linalg.qr(gaussian)
     q = q * numpy.sign(numpy.diag(r))
     if rows < cols:

@@ -1,10 +1,16 @@
 """Layers: thin :class:`Module` wrappers that own parameters and call :mod:`minidl.functional`.
 
-Each layer checks the shape of its input and names itself and the shape it
-expected when the input does not fit.  Parameters are initialized on the host
-in float32 (or ``dtype``) from ``minidl.backend.host_rng()`` with PyTorch's
-default formulas, then moved to the default device
-(``minidl.backend.get_default_device()``).
+Every argument is checked at construction with the functional ops' validators
+(``minidl.functional._checks`` and ``_window``), so a bad one fails where it is
+written, not at the first forward pass, with the same wording as the ops and
+the layer's class name as the owner: ``"MaxPool2d: kernel_size must be
+positive, got (0, 0)"``.  A wrong type raises TypeError, a value out of range
+ValueError.  Each layer states the input rank it expects (``input_ndim``) and
+checks its input against it in ``forward``.
+
+Parameters are initialized on the host in float32 (or ``dtype``) from
+``minidl.backend.host_rng()`` with PyTorch's default formulas, then moved to
+the default device (``minidl.backend.get_default_device()``).
 """
 import math
 
@@ -14,34 +20,13 @@ from .. import backend
 from ..autograd import Tensor
 from ..functional import (avg_pool2d, batch_norm, conv2d, dropout, global_avg_pool2d, linear,
                           max_pool2d, maxout, relu)
-from ..functional._window import as_pair
+from ..functional._checks import check_flag, check_float_dtype, check_number, check_tensor
+from ..functional._window import check_pair, pool_arguments
 from . import init
 from .module import Module, Parameter
 
 __all__ = ["Sequential", "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "Maxout", "ReLU",
            "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Dropout", "Flatten"]
-
-
-def _positive_int(value, name, layer):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _pair(value, name, layer, minimum):
-    """An int or a pair of ints (each >= ``minimum``) as a pair; the functional ops' rule."""
-    pair = as_pair(layer, name, value)
-    if min(pair) < minimum:
-        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
-    return pair
-
-
-def _float_parameter(shape, dtype, layer):
-    """A host Parameter of ``shape`` and floating ``dtype``, to be filled by an initializer."""
-    dtype = numpy.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"{layer}: dtype must be a floating type, got {dtype}")
-    return Parameter(numpy.zeros(shape, dtype=dtype))
 
 
 def _init_weight_and_bias(weight, bias):
@@ -57,10 +42,23 @@ def _init_weight_and_bias(weight, bias):
         init.uniform_(bias, -bound, bound)
 
 
-def _check_image(layer, x):
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{layer}: expected input of shape (N, C, H, W), got {shape}")
+class _Layer(Module):
+    """A layer: knows the input it expects and checks it, naming itself, in ``forward``."""
+
+    input_ndim = None        # the expected input rank: an int, a tuple of ranks, None for any
+    input_floating = True    # whether the input must be floating point (as the op requires)
+
+    def _check_input(self, x):
+        """``x`` if it is a Tensor of ``input_ndim`` axes (floating if required), else an error."""
+        return check_tensor(type(self).__name__, "input", x, self.input_ndim,
+                            self.input_floating)
+
+    def _check_channels(self, x, name, expected):
+        """Axis 1 of ``x`` must have ``expected`` entries, the layer's argument ``name``."""
+        if x.shape[1] != expected:
+            raise ValueError(f"{type(self).__name__}({name}={expected}): input has "
+                             f"{x.shape[1]} channels in axis 1 (shape {x.shape}), "
+                             f"expected {expected}")
 
 
 class Sequential(Module):
@@ -95,26 +93,31 @@ class Sequential(Module):
         return x
 
 
-class Linear(Module):
-    """y = x W^T + b, with W of shape (out_features, in_features); x: (..., in_features)."""
+class Linear(_Layer):
+    """y = x W^T + b, with W of shape (out_features, in_features); x: (..., in_features).
+
+    Checks: the sizes are positive ints, ``bias`` is a bool, ``dtype`` floating.
+    """
 
     def __init__(self, in_features, out_features, bias=True, dtype="float32"):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features", "Linear")
-        self.out_features = _positive_int(out_features, "out_features", "Linear")
-        self.weight = _float_parameter((out_features, in_features), dtype, "Linear")
-        self.register_parameter("bias", _float_parameter((out_features,), dtype, "Linear")
+        name = type(self).__name__
+        self.in_features = check_number(name, "in_features", in_features, integer=True, low=1)
+        self.out_features = check_number(name, "out_features", out_features, integer=True, low=1)
+        check_flag(name, "bias", bias)
+        dtype = check_float_dtype(name, "dtype", dtype)
+        self.weight = Parameter(numpy.zeros((self.out_features, self.in_features), dtype))
+        self.register_parameter("bias", Parameter(numpy.zeros(self.out_features, dtype))
                                 if bias else None)
         _init_weight_and_bias(self.weight, self.bias)
         self.to(backend.get_default_device())
 
     def forward(self, x):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"Linear: input must be a minidl Tensor, got {type(x).__name__}")
+        x = self._check_input(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             got = f"{x.shape[-1]} features in its last axis" if x.ndim else "no axes"
-            raise ValueError(f"Linear(in_features={self.in_features}): input has {got}, "
-                             f"expected {self.in_features}")
+            raise ValueError(f"{type(self).__name__}(in_features={self.in_features}): input has "
+                             f"{got}, expected {self.in_features}")
         return linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -122,29 +125,36 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Conv2d(Module):
-    """2-D cross-correlation of NCHW input with a weight of shape (out, in, kh, kw), plus bias."""
+class Conv2d(_Layer):
+    """2-D cross-correlation of NCHW input with a weight of shape (out, in, kh, kw), plus bias.
+
+    Checks: the channel counts are positive ints, ``kernel_size`` and
+    ``stride`` positive and ``padding`` non-negative ints or (h, w) pairs (the
+    rule of ``F.conv2d``), ``bias`` a bool, ``dtype`` floating.
+    """
+
+    input_ndim = 4
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  dtype="float32"):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels", "Conv2d")
-        self.out_channels = _positive_int(out_channels, "out_channels", "Conv2d")
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d", 1)
-        self.stride = _pair(stride, "stride", "Conv2d", 1)
-        self.padding = _pair(padding, "padding", "Conv2d", 0)
-        self.weight = _float_parameter((out_channels, in_channels) + self.kernel_size, dtype,
-                                       "Conv2d")
-        self.register_parameter("bias", _float_parameter((out_channels,), dtype, "Conv2d")
+        name = type(self).__name__
+        self.in_channels = check_number(name, "in_channels", in_channels, integer=True, low=1)
+        self.out_channels = check_number(name, "out_channels", out_channels, integer=True, low=1)
+        self.kernel_size = check_pair(name, "kernel_size", kernel_size, 1)
+        self.stride = check_pair(name, "stride", stride, 1)
+        self.padding = check_pair(name, "padding", padding, 0)
+        check_flag(name, "bias", bias)
+        dtype = check_float_dtype(name, "dtype", dtype)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(numpy.zeros(shape, dtype))
+        self.register_parameter("bias", Parameter(numpy.zeros(self.out_channels, dtype))
                                 if bias else None)
         _init_weight_and_bias(self.weight, self.bias)
         self.to(backend.get_default_device())
 
     def forward(self, x):
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"Conv2d(in_channels={self.in_channels}): expected input of shape "
-                             f"(N, {self.in_channels}, H, W), got {shape}")
+        self._check_channels(self._check_input(x), "in_channels", self.in_channels)
         return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self):
@@ -155,40 +165,34 @@ class Conv2d(Module):
         return text + ("" if self.bias is not None else ", bias=False")
 
 
-class _BatchNorm(Module):
+class _BatchNorm(_Layer):
     """Batch normalization over the feature axis 1 (see ``minidl.functional.batch_norm``).
 
     Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros); buffers
     ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked``
     (an int64 count of training batches).  Training normalizes with the batch
     statistics and updates the running ones; evaluation uses the running ones.
-    """
 
-    _layout = None     # the expected input shape, "{C}" standing for num_features
+    Checks: ``num_features`` is a positive int, ``eps`` a real number > 0,
+    ``momentum`` a real number in [0, 1], ``dtype`` floating.
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32"):
         super().__init__()
         name = type(self).__name__
-        self.num_features = _positive_int(num_features, "num_features", name)
-        if not eps > 0:
-            raise ValueError(f"{name}: eps must be positive, got {eps!r}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"{name}: momentum must be in [0, 1], got {momentum!r}")
-        self.eps, self.momentum = eps, momentum
-        self.weight = init.ones_(_float_parameter((num_features,), dtype, name))
-        self.bias = _float_parameter((num_features,), dtype, name)
-        self.register_buffer("running_mean", Tensor(numpy.zeros(num_features, dtype=dtype)))
-        self.register_buffer("running_var", Tensor(numpy.ones(num_features, dtype=dtype)))
+        self.num_features = check_number(name, "num_features", num_features, integer=True, low=1)
+        self.eps = check_number(name, "eps", eps, low=0, low_open=True)
+        self.momentum = check_number(name, "momentum", momentum, low=0, high=1)
+        dtype = check_float_dtype(name, "dtype", dtype)
+        self.weight = init.ones_(Parameter(numpy.zeros(self.num_features, dtype)))
+        self.bias = Parameter(numpy.zeros(self.num_features, dtype))
+        self.register_buffer("running_mean", Tensor(numpy.zeros(self.num_features, dtype)))
+        self.register_buffer("running_var", Tensor(numpy.ones(self.num_features, dtype)))
         self.register_buffer("num_batches_tracked", Tensor(numpy.zeros((), dtype=numpy.int64)))
         self.to(backend.get_default_device())
 
     def forward(self, x):
-        expected = self._layout.format(C=self.num_features)
-        if not isinstance(x, Tensor) or x.ndim != expected.count(",") + 1 \
-                or x.shape[1] != self.num_features:
-            shape = x.shape if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__}(num_features={self.num_features}): "
-                             f"expected input of shape {expected}, got {shape}")
+        self._check_channels(self._check_input(x), "num_features", self.num_features)
         y = batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
                        training=self.training, momentum=self.momentum, eps=self.eps)
         if self.training:
@@ -202,25 +206,31 @@ class _BatchNorm(Module):
 class BatchNorm1d(_BatchNorm):
     """Batch norm of (N, C) input: statistics per feature over the batch."""
 
-    _layout = "(N, {C})"
+    input_ndim = 2
 
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm of (N, C, H, W) input: statistics per channel over N, H and W."""
 
-    _layout = "(N, {C}, H, W)"
+    input_ndim = 4
 
 
-class Maxout(Module):
-    """Maxout along ``axis``: output channel j = max of input channels [j*pieces, (j+1)*pieces)."""
+class Maxout(_Layer):
+    """Maxout along ``axis``: output channel j = max of input channels [j*pieces, (j+1)*pieces).
+
+    Checks: ``pieces`` is a positive int, ``axis`` an int (that the input must have).
+    """
+
+    input_floating = False     # F.maxout takes integer tensors too
 
     def __init__(self, pieces, axis=1):
         super().__init__()
-        self.pieces = _positive_int(pieces, "pieces", "Maxout")
-        self.axis = axis
+        self.pieces = check_number(type(self).__name__, "pieces", pieces, integer=True, low=1)
+        self.axis = check_number(type(self).__name__, "axis", axis, integer=True)
 
     def forward(self, x):
-        name = f"Maxout(pieces={self.pieces}, axis={self.axis})"
+        x = self._check_input(x)
+        name = f"{type(self).__name__}(pieces={self.pieces}, axis={self.axis})"
         if not -x.ndim <= self.axis < x.ndim:
             raise ValueError(f"{name}: input of shape {x.shape} has no axis {self.axis}")
         if x.shape[self.axis] % self.pieces:
@@ -232,25 +242,36 @@ class Maxout(Module):
         return f"pieces={self.pieces}, axis={self.axis}"
 
 
-class ReLU(Module):
+class ReLU(_Layer):
     """y = max(x, 0), elementwise."""
 
+    input_floating = False     # F.relu takes integer tensors too
+
     def forward(self, x):
-        return relu(x)
+        return relu(self._check_input(x))
 
 
-class _Pool2d(Module):
+class _Pool2d(_Layer):
+    """Pooling of NCHW input; the arguments are kept as given, as in PyTorch.
+
+    Checks (the rule of the functional ops): ``kernel_size`` and ``stride``
+    (None: the kernel) are positive ints or (h, w) pairs, ``padding`` is
+    between 0 and half the kernel, ``ceil_mode`` is a bool.
+    """
+
+    input_ndim = 4
     _pool = None     # the functional op, a staticmethod set by subclasses
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
+        name = type(self).__name__
+        pool_arguments(name, kernel_size, stride, padding)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode = ceil_mode
+        self.ceil_mode = check_flag(name, "ceil_mode", ceil_mode)
 
     def forward(self, x):
-        _check_image(f"{type(self).__name__}(kernel_size={self.kernel_size})", x)
-        return self._pool(x, self.kernel_size, stride=self.stride, padding=self.padding,
-                          ceil_mode=self.ceil_mode)
+        return self._pool(self._check_input(x), self.kernel_size, stride=self.stride,
+                          padding=self.padding, ceil_mode=self.ceil_mode)
 
     def extra_repr(self):
         stride = self.kernel_size if self.stride is None else self.stride
@@ -270,44 +291,50 @@ class AvgPool2d(_Pool2d):
     _pool = staticmethod(avg_pool2d)
 
 
-class GlobalAvgPool2d(Module):
+class GlobalAvgPool2d(_Layer):
     """Mean over H and W: (N, C, H, W) -> (N, C)."""
 
+    input_ndim = 4
+
     def forward(self, x):
-        _check_image("GlobalAvgPool2d", x)
-        return global_avg_pool2d(x)
+        return global_avg_pool2d(self._check_input(x))
 
 
-class Dropout(Module):
+class Dropout(_Layer):
     """In training, zero each element with probability p and scale the rest by 1 / (1 - p).
 
-    In evaluation (``eval()``) it returns its input unchanged.
+    In evaluation (``eval()``) it returns its input unchanged.  Checks: ``p``
+    is a real number in [0, 1) (1 would zero everything and divide by 0).
     """
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
-        self.p = p
+        self.p = check_number(type(self).__name__, "p", p, low=0, high=1, high_open=True)
 
     def forward(self, x):
-        return dropout(x, self.p, training=self.training)
+        return dropout(self._check_input(x), self.p, training=self.training)
 
     def extra_repr(self):
         return f"p={self.p}"
 
 
-class Flatten(Module):
-    """Join the axes from ``start_dim`` on into one: (N, C, H, W) -> (N, C*H*W) by default."""
+class Flatten(_Layer):
+    """Join the axes from ``start_dim`` on into one: (N, C, H, W) -> (N, C*H*W) by default.
+
+    Checks: ``start_dim`` is an int (that the input must have).
+    """
+
+    input_floating = False     # a reshape works on any dtype
 
     def __init__(self, start_dim=1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim = check_number(type(self).__name__, "start_dim", start_dim, integer=True)
 
     def forward(self, x):
+        x = self._check_input(x)
         if not -x.ndim <= self.start_dim < x.ndim:
-            raise ValueError(f"Flatten(start_dim={self.start_dim}): input of shape {x.shape} "
-                             f"has no axis {self.start_dim}")
+            raise ValueError(f"{type(self).__name__}(start_dim={self.start_dim}): input of shape "
+                             f"{x.shape} has no axis {self.start_dim}")
         return x.reshape(x.shape[:self.start_dim % x.ndim] + (-1,))
 
     def extra_repr(self):

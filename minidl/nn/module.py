@@ -17,7 +17,8 @@ import itertools
 import numpy
 
 from .. import backend
-from ..autograd import Tensor, _as_array
+from ..autograd import Tensor, as_array
+from ..functional._checks import check_float_dtype
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
 
@@ -33,7 +34,7 @@ class Parameter(Tensor):
     """
 
     def __init__(self, data, requires_grad=True):
-        array = _as_array(data, None)
+        array = as_array(data)
         if array.dtype.kind != "f":
             array = array.astype("float32")
         super().__init__(array, requires_grad=requires_grad)
@@ -296,8 +297,8 @@ class Module:
         applies to floating tensors only: integer buffers such as
         ``num_batches_tracked`` keep their dtype.
         """
-        if dtype is not None and numpy.dtype(dtype).kind != "f":
-            raise TypeError(f"Module.to: dtype must be a floating type, got {numpy.dtype(dtype)}")
+        if dtype is not None:
+            dtype = check_float_dtype("Module.to", "dtype", dtype)
         target = backend.device(device) if device is not None else None
 
         def convert(array):

@@ -19,7 +19,8 @@ bias-corrected moments :math:`\hat m = m / (1 - \beta_1^t)`, :math:`\hat v = v /
 import math
 
 from .. import backend
-from .optimizer import Optimizer, check_hyperparameter
+from ..functional._checks import check_number
+from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
 
@@ -40,16 +41,17 @@ class Adam(Optimizer):
                                   "weight_decay": weight_decay})
 
     def _check_group(self, group):
-        check_hyperparameter(group, "lr", lambda v: v >= 0, ">= 0")
-        check_hyperparameter(group, "eps", lambda v: v > 0, "> 0")
-        check_hyperparameter(group, "weight_decay", lambda v: v >= 0, ">= 0")
+        """lr and weight_decay real numbers >= 0, eps > 0, betas a pair of reals in [0, 1)."""
+        name = type(self).__name__
+        for key in ("lr", "weight_decay"):
+            group[key] = check_number(name, key, group[key], low=0)
+        group["eps"] = check_number(name, "eps", group["eps"], low=0, low_open=True)
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        pair = {"betas[0]": betas[0], "betas[1]": betas[1]}
-        for name in pair:
-            check_hyperparameter(pair, name, lambda v: 0 <= v < 1, "in [0, 1)")
-        group["betas"] = tuple(pair.values())
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(check_number(name, f"betas[{i}]", beta, low=0, high=1,
+                                            high_open=True)
+                               for i, beta in enumerate(betas))
 
     def _update(self, p, grad, state, group):
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]

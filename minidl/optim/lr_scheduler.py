@@ -26,12 +26,18 @@ Every rate is computed from :math:`\eta_0` and :math:`t` alone, never by
 multiplying the previous rate, so ``state_dict()`` / ``load_state_dict()`` resume
 a run exactly.  One scheduler drives an optimizer (schedules do not multiply
 each other as PyTorch's chained ones do); combine them with ``SequentialLR``.
+
+Hyper-parameters are checked at construction with the functional ops'
+``check_number``, naming the scheduler (TypeError for a wrong type or a bool,
+ValueError out of range, NaN included): ``step_size``, ``T_max`` and
+``warmup_steps`` are ints >= 1, milestones ints (>= 0; >= 1 for
+``SequentialLR``), ``gamma`` > 0, ``eta_min`` >= 0, ``start_factor`` in (0, 1].
 """
 import bisect
 import copy
 import math
-import numbers
 
+from ..functional._checks import check_number
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearWarmup",
@@ -100,28 +106,12 @@ class LRScheduler:
                              f"rate(s) but the optimizer has {groups} parameter group(s)")
 
 
-def _check_int(owner, name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(owner, name, value, condition, requirement):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not condition(value):
-        raise ValueError(f"{owner}: {name} must be {requirement}, got {value!r}")
-    return float(value)
-
-
 class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` steps."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _check_int("StepLR", "step_size", step_size, 1)
-        self.gamma = _check_real("StepLR", "gamma", gamma, lambda v: v > 0, "> 0")
+        self.step_size = check_number("StepLR", "step_size", step_size, integer=True, low=1)
+        self.gamma = check_number("StepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base_lr, epoch):
@@ -132,9 +122,9 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each of the ``milestones`` (step numbers)."""
 
     def __init__(self, optimizer, milestones, gamma=0.1):
-        self.milestones = sorted(_check_int("MultiStepLR", "each milestone", m, 0)
-                                 for m in milestones)
-        self.gamma = _check_real("MultiStepLR", "gamma", gamma, lambda v: v > 0, "> 0")
+        self.milestones = sorted(check_number("MultiStepLR", "each milestone", m, integer=True,
+                                              low=0) for m in milestones)
+        self.gamma = check_number("MultiStepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base_lr, epoch):
@@ -145,9 +135,8 @@ class CosineAnnealingLR(LRScheduler):
     """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` steps (no restarts)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = _check_int("CosineAnnealingLR", "T_max", T_max, 1)
-        self.eta_min = _check_real("CosineAnnealingLR", "eta_min", eta_min,
-                                   lambda v: v >= 0, ">= 0")
+        self.T_max = check_number("CosineAnnealingLR", "T_max", T_max, integer=True, low=1)
+        self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0)
         super().__init__(optimizer)
 
     def _lr(self, base_lr, epoch):
@@ -163,9 +152,10 @@ class LinearWarmup(LRScheduler):
     """
 
     def __init__(self, optimizer, warmup_steps, start_factor=1 / 3):
-        self.warmup_steps = _check_int("LinearWarmup", "warmup_steps", warmup_steps, 1)
-        self.start_factor = _check_real("LinearWarmup", "start_factor", start_factor,
-                                        lambda v: 0 < v <= 1, "in (0, 1]")
+        self.warmup_steps = check_number("LinearWarmup", "warmup_steps", warmup_steps,
+                                         integer=True, low=1)
+        self.start_factor = check_number("LinearWarmup", "start_factor", start_factor, low=0,
+                                         high=1, low_open=True)
         super().__init__(optimizer)
 
     def _lr(self, base_lr, epoch):
@@ -183,7 +173,8 @@ class SequentialLR(LRScheduler):
 
     def __init__(self, optimizer, schedulers, milestones):
         self.schedulers = list(schedulers)
-        self.milestones = [_check_int("SequentialLR", "each milestone", m, 1) for m in milestones]
+        self.milestones = [check_number("SequentialLR", "each milestone", m, integer=True, low=1)
+                           for m in milestones]
         if len(self.milestones) != len(self.schedulers) - 1:
             raise ValueError(f"SequentialLR: {len(self.schedulers)} scheduler(s) need "
                              f"{len(self.schedulers) - 1} milestone(s), got {len(self.milestones)}")

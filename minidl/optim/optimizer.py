@@ -19,8 +19,6 @@ the same way over the same (or a restored) model, moving each state array to
 its parameter's device and dtype.  Running N steps, or N/2 steps, saving,
 loading into a new optimizer and running N/2 more, gives identical parameters.
 """
-import numbers
-
 import numpy
 
 from .. import backend
@@ -106,7 +104,12 @@ class Optimizer:
                     self._update(p, p.grad, self.state.setdefault(p, {}), group)
 
     def _check_group(self, group):
-        """Validate the group's hyper-parameters (raise a clear error) and normalize them."""
+        """Validate the group's hyper-parameters and normalize them in place.
+
+        Subclasses use ``minidl.functional._checks``, naming the optimizer:
+        ``"SGD: lr must be >= 0, got -0.1"`` (TypeError for a wrong type or a
+        bool, ValueError for a value out of range, NaN included).
+        """
         raise NotImplementedError
 
     def _update(self, p, grad, state, group):
@@ -198,16 +201,6 @@ def _to_parameter(value, p, name):
         raise ValueError(f"{name} has shape {value.shape} but its parameter has shape {p.shape}")
     # astype copies, so the optimizer never shares memory with the caller's state dict
     return backend.to_device(backend.to_numpy(value).astype(p.dtype), p.device)
-
-
-def check_hyperparameter(group, name, condition, requirement):
-    """``group[name]`` as a float satisfying ``condition``, else a clear error; stored back."""
-    value = group[name]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not condition(value):
-        raise ValueError(f"invalid {name}={value!r}: must be {requirement}")
-    group[name] = float(value)
 
 
 def weight_decay_groups(parameters, weight_decay):

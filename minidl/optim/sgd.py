@@ -15,7 +15,8 @@ With :math:`\mu = 0` there is no buffer and the step is :math:`p - \eta g`.  Not
 that the learning rate multiplies the buffer (it is not inside it, as in some
 papers), so changing :math:`\eta` takes effect at once.
 """
-from .optimizer import Optimizer, check_hyperparameter
+from ..functional._checks import check_flag, check_number
+from .optimizer import Optimizer
 
 __all__ = ["SGD"]
 
@@ -34,15 +35,19 @@ class SGD(Optimizer):
                                   "weight_decay": weight_decay, "nesterov": nesterov})
 
     def _check_group(self, group):
-        check_hyperparameter(group, "lr", lambda v: v >= 0, ">= 0")
-        check_hyperparameter(group, "momentum", lambda v: v >= 0, ">= 0")
-        check_hyperparameter(group, "dampening", lambda v: 0 <= v <= 1, "in [0, 1]")
-        check_hyperparameter(group, "weight_decay", lambda v: v >= 0, ">= 0")
-        if not isinstance(group["nesterov"], bool):
-            raise TypeError(f"nesterov must be True or False, got {group['nesterov']!r}")
+        """lr, momentum, weight_decay real numbers >= 0, dampening in [0, 1], nesterov a bool.
+
+        Nesterov momentum needs momentum > 0 and no dampening, as in PyTorch.
+        """
+        name = type(self).__name__
+        for key in ("lr", "momentum", "weight_decay"):
+            group[key] = check_number(name, key, group[key], low=0)
+        group["dampening"] = check_number(name, "dampening", group["dampening"], low=0, high=1)
+        check_flag(name, "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(f"nesterov=True requires momentum > 0 and dampening = 0, got "
-                             f"momentum={group['momentum']!r} and dampening={group['dampening']!r}")
+            raise ValueError(f"{name}: nesterov=True requires momentum > 0 and dampening = 0, "
+                             f"got momentum={group['momentum']!r} and "
+                             f"dampening={group['dampening']!r}")
 
     def _update(self, p, grad, state, group):
         lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
