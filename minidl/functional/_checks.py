@@ -40,6 +40,8 @@ def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
 
 def _requirement(low, high, low_open, high_open):
     """The range in words: ``"in [0, 1)"``, ``"> 0"``, ``">= 1"``, ``"<= 1"``."""
+    if low is None and high is None:
+        return "a number, not NaN"
     if low is not None and high is not None:
         return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
@@ -52,13 +54,15 @@ def check_number(op, name, value, *, integer=False, low=None, high=None, low_ope
     """``value`` as a Python int (``integer``) or float, in the range given, else a clear error.
 
     A bool is refused although Python counts it as an int: ``eps=True`` is a
-    mistake, not 1.  NaN fails every range.
+    mistake, not 1.  NaN is refused, with or without a range (infinity passes
+    where the range allows it).
     """
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         expected = "an integer" if integer else "a real number"
         raise TypeError(f"{op}: {name} must be {expected}, got {value!r}")
-    in_range = ((low is None or (value > low if low_open else value >= low))
+    in_range = (value == value                     # NaN is unequal to itself
+                and (low is None or (value > low if low_open else value >= low))
                 and (high is None or (value < high if high_open else value <= high)))
     if not in_range:
         raise ValueError(f"{op}: {name} must be {_requirement(low, high, low_open, high_open)}, "
