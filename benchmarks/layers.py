@@ -15,6 +15,7 @@ import numpy
 import minidl
 import minidl.functional as F
 from minidl import backend
+from minidl.tables import format_table
 
 CASES = {
     "conv2d 5x5 96->192": dict(x=(128, 96, 16, 16), w=(192, 96, 5, 5)),
@@ -95,23 +96,22 @@ def main(argv=None):
         torch = None
 
     print(f"device {args.device}, float32, median of {args.repeat} runs (ms, forward + backward)")
-    print(f"{'layer':<24}{'shape':<22}{'minidl':>10}{'pytorch':>10}{'ratio':>8}")
+    rows = []
     for name, shapes in CASES.items():
         forward = minidl_case(name, shapes, args.device)
         grad = forward().data.copy()
         ours = time_step(forward, lambda y: y.backward(grad),
                          lambda: backend.synchronize(args.device), args.repeat)
-        theirs = ""
-        ratio = ""
+        theirs = ratio = ""
         if torch is not None:
             tdev = "cuda" if args.device.startswith("cuda") else "cpu"
             tforward = torch_case(name, shapes, tdev)
             tgrad = torch.randn_like(tforward())
             sync = torch.cuda.synchronize if tdev == "cuda" else (lambda: None)
             t = time_step(tforward, lambda y: y.backward(tgrad), sync, args.repeat)
-            theirs, ratio = f"{t * 1e3:10.1f}", f"{ours / t:8.2f}"
-        shape = "x".join(map(str, shapes["x"]))
-        print(f"{name:<24}{shape:<22}{ours * 1e3:10.1f}{theirs:>10}{ratio:>8}")
+            theirs, ratio = f"{t * 1e3:.1f}", f"{ours / t:.2f}"
+        rows.append((name, "x".join(map(str, shapes["x"])), f"{ours * 1e3:.1f}", theirs, ratio))
+    print(format_table(("layer", "shape", "minidl", "pytorch", "ratio"), rows, align="<<>>>"))
 
 
 if __name__ == "__main__":

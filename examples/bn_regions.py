@@ -29,7 +29,7 @@ pre-activations, at initialization (batch norm on batch statistics: its
 running statistics are not estimated yet) and after training (evaluation
 mode); the test accuracy comes from the trainer.  Part 2 measures the same on
 the convolutional NIN models of ``minidl.models`` after a short training
-with the ``minidl train`` settings for digits.
+with the digits recipe of ``minidl train`` (``minidl.recipes``).
 
 Prints the tables and writes to ``--out`` (default runs/bn_regions/)
 results.md, results.json and PNG plots (these need matplotlib:
@@ -41,10 +41,10 @@ import os
 import time
 
 import minidl
-from minidl import diagnostics, models, nn
+from minidl import diagnostics, nn, recipes
 from minidl.data import DataLoader
-from minidl.optim import SGD, CosineAnnealingLR, weight_decay_groups
-from minidl.train import Trainer, TrainingError, data_pipeline, load_data
+from minidl.tables import format_table
+from minidl.train import Trainer, TrainingError
 
 SETTINGS = ("BN", "no BN", "no BN, scaled init")
 # --quick: the same code on a few hundred images and tiny widths (seconds, for the tests)
@@ -56,10 +56,9 @@ SIZES = {
                   nin_models=["nin-small", "min-small"], nin_epochs=1, nin_limit=64,
                   nin_measure=16),
 }
-NIN_TRAINING = dict(lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=64)   # `minidl train`
-# Dropout is left out of the NIN models: within one epoch it mostly slows training, and
-# with BN its variance shift between training and evaluation (Li et al. 2019) makes the
-# evaluation-mode accuracy of so short a run say little.
+# The digits recipe leaves dropout out of the NIN models, which suits this experiment too:
+# within one epoch it mostly slows training, and with BN its variance shift between training
+# and evaluation (Li et al. 2019) makes the evaluation-mode accuracy of so short a run say little.
 NIN_MEASURE_BATCH = 250      # conv activations of 250 images fit comfortably in memory
 
 
@@ -102,16 +101,18 @@ def scale_preserving_init(model, images):
 
 # ---------------------------------------------------------------------------- runs
 
-def train(model, data, epochs, lr, batch_size, seed, momentum=0.9, weight_decay=0.0,
-          cosine=False):
-    """Train with SGD; returns (history, None) or (history so far, why it stopped)."""
-    (train_x, train_y), (test_x, test_y) = data
-    optimizer = SGD(weight_decay_groups(model.named_parameters(), weight_decay), lr=lr,
-                    momentum=momentum)
-    loader = DataLoader((train_x, train_y), batch_size, shuffle=True, seed=seed)
-    schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(loader)) if cosine else None
-    trainer = Trainer(model, optimizer, loader, test_loader=DataLoader((test_x, test_y), 500),
-                      schedule=schedule, epochs=epochs, seed=seed, verbose=False)
+def train(model, data, settings):
+    """Train with the optimizer and schedule of ``settings`` (``minidl.recipes.hyperparameters``).
+
+    Returns (history, None) or (history so far, why it stopped).
+    """
+    train_split, test_split = data
+    loader = DataLoader(train_split, settings["batch_size"], shuffle=True, seed=settings["seed"])
+    optimizer = recipes.build_optimizer(model, settings)
+    trainer = Trainer(model, optimizer, loader,
+                      test_loader=DataLoader(test_split, recipes.EVAL_BATCH_SIZE),
+                      schedule=recipes.build_schedule(optimizer, settings, len(loader)),
+                      epochs=settings["epochs"], seed=settings["seed"], verbose=False)
     try:
         trainer.fit()
     except TrainingError as exc:
@@ -127,10 +128,10 @@ def layer_summary(stats):
             "layers": [s.summary() for s in stats]}
 
 
-def measure(model, data, images, batch_size, train_kwargs):
+def measure(model, data, images, batch_size, settings):
     """Statistics at initialization, training, statistics after; returns (run, stats, stats)."""
     initial = diagnostics.collect(model, images, batch_size=batch_size, batch_stats=True)
-    history, error = train(model, data, **train_kwargs)
+    history, error = train(model, data, settings)
     trained = diagnostics.collect(model, images, batch_size=batch_size)
     run = {"init": layer_summary(initial), "trained": layer_summary(trained),
            "history": history, "error": error,
@@ -141,6 +142,10 @@ def measure(model, data, images, batch_size, train_kwargs):
 def run_mlps(args, data):
     """Part 1: every depth in every setting.  Returns the rows and the plot panels per depth."""
     images = data[0][0][:args.measure]
+    # plain SGD with momentum, the same for every model (not the digits recipe's rate and decay)
+    settings = recipes.hyperparameters("digits", epochs=args.epochs, lr=args.lr, momentum=0.9,
+                                       weight_decay=0.0, schedule="none",
+                                       batch_size=args.batch_size, seed=args.seed)
     rows, panels = [], {}
     for depth in args.depths:
         panels[depth] = {}
@@ -151,8 +156,7 @@ def run_mlps(args, data):
             if setting == "no BN, scaled init":
                 scale_preserving_init(model, images)
             # one batch: batch statistics then come from all measured images at once
-            run, initial, trained = measure(model, data, images, len(images), dict(
-                epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed))
+            run, initial, trained = measure(model, data, images, len(images), settings)
             run.update(depth=depth, setting=setting, label=f"depth {depth}, {setting}",
                        seconds=round(time.perf_counter() - started, 1))
             rows.append(run)
@@ -170,12 +174,11 @@ def run_nins(args, data):
     rows, panels = [], {}
     for name in args.nin_models:
         started = time.perf_counter()
+        config = recipes.run_config(name, "digits", epochs=args.nin_epochs, seed=args.seed)
         minidl.manual_seed(args.seed)
-        model = models.create(name, "digits", dropout=0.0)
+        model = recipes.build_model(config)
         run, initial, trained = measure(model, ((train_x, train_y), test), images,
-                                        NIN_MEASURE_BATCH, dict(epochs=args.nin_epochs,
-                                                                seed=args.seed, cosine=True,
-                                                                **NIN_TRAINING))
+                                        NIN_MEASURE_BATCH, config)
         run.update(model=name, label=name, units=initial[0].kind, batch_norm=model.batch_norm,
                    seconds=round(time.perf_counter() - started, 1))
         rows.append(run)
@@ -239,14 +242,6 @@ def condition_table(rows):
                            "pre-activation condition number per layer (input to output)")
 
 
-def text(table):
-    header, body = table
-    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-             for row in [header] + body]
-    return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:])
-
-
 def markdown(table):
     header, body = table
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -274,12 +269,13 @@ def report(args, mlp_rows, nin_rows, seconds):
         f"{args.pieces * args.width} channels has rank {args.width} at most (the first layer's: "
         f"784).", "", markdown(condition_table(mlp_rows))]
     if nin_rows:
+        digits = recipes.hyperparameters("digits")
         lines += [
             "", "## NIN models on digits", "",
-            f"{args.nin_epochs} epoch(s) with the `minidl train` settings for digits (SGD, lr "
-            f"{NIN_TRAINING['lr']}, momentum {NIN_TRAINING['momentum']}, weight decay "
-            f"{NIN_TRAINING['weight_decay']}, cosine schedule, batch "
-            f"{NIN_TRAINING['batch_size']}); statistics over {args.nin_measure} training images "
+            f"{args.nin_epochs} epoch(s) with the `minidl train` settings for digits "
+            f"({digits['optimizer'].upper()}, lr {digits['lr']}, momentum {digits['momentum']}, "
+            f"weight decay {digits['weight_decay']}, {digits['schedule']} schedule, batch "
+            f"{digits['batch_size']}); statistics over {args.nin_measure} training images "
             f"(every pixel position counts as an input).", "",
             markdown(nin_table(nin_rows)), "", markdown(entropy_table(nin_rows))]
     return "\n".join(lines) + "\n"
@@ -343,11 +339,8 @@ def parse_args(argv=None):
 
 def load(limit):
     """Digits, standardized as `minidl train` does: ((train_x, train_y), (test_x, test_y))."""
-    preprocessing, _ = data_pipeline("digits")
-    train_x, train_y = load_data("digits", "train", limit=limit)
-    preprocessing.fit(train_x)
-    return (preprocessing(train_x), train_y), load_data("digits", "test", limit=limit,
-                                                        preprocessing=preprocessing)
+    _, train_split, test_split = recipes.load_splits("digits", limit=limit)
+    return train_split, test_split
 
 
 def main(argv=None):
@@ -361,7 +354,7 @@ def main(argv=None):
     seconds = time.perf_counter() - started
     for table in [mlp_table(mlp_rows), entropy_table(mlp_rows)] + (
             [nin_table(nin_rows), entropy_table(nin_rows)] if nin_rows else []):
-        print("\n" + text(table))
+        print("\n" + format_table(*table))
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(report(args, mlp_rows, nin_rows, seconds))
     results = {"config": {k: v for k, v in vars(args).items() if k != "out"},

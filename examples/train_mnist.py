@@ -6,8 +6,8 @@
 
 Every piece is in sight: data, normalization, model, optimizer, schedule, and
 the loop that ties them together.  ``minidl train`` runs the same recipe
-through ``minidl.train.Trainer``, which adds checkpoints, resuming and a
-progress bar.
+(``minidl.recipes``) through ``minidl.train.Trainer``, which adds
+checkpoints, resuming and a progress bar.
 """
 import argparse
 

@@ -21,16 +21,14 @@ import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import __version__, backend, diagnostics, models, plots
-from .checkpoint import CheckpointError, load_checkpoint
-from .data import DataError, DataLoader, dataset_info
-from .data.datasets import DATASETS
-from .optim import (SGD, Adam, CosineAnnealingLR, LinearWarmup, MultiStepLR, SequentialLR,
-                    weight_decay_groups)
-from .train import (CHECKPOINT_NAME, Trainer, TrainingError, TrainingInterrupted, data_pipeline,
-                    evaluate, load_data, restore_model, restore_preprocessing)
+from . import __version__, backend, diagnostics, models, plots, recipes
+from .checkpoint import CheckpointError
+from .data import DATASETS, DataError, DataLoader, dataset_info
+from .functional._checks import check_number
+from .tables import format_table
+from .train import CHECKPOINT_NAME, TrainingError, TrainingInterrupted, evaluate
 
-__all__ = ["main", "Command", "COMMANDS", "CommandError", "DEFAULTS"]
+__all__ = ["main", "Command", "COMMANDS", "CommandError"]
 
 
 class CommandError(Exception):
@@ -44,28 +42,8 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], "int | None"]
 
 
-# Hyper-parameters per data set when no flag is given.  Learning rates are for SGD with
-# momentum; --optimizer adam without --lr uses ADAM_LR.  digits: a short run on 4,000
-# images, so no dropout (it slows the first epochs most); min-small then reaches about
-# 98% test accuracy in about 80 s on 2 CPU cores.
-DEFAULTS = {
-    "digits": dict(epochs=6, batch_size=64, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                   optimizer="sgd", schedule="cosine", warmup=0, dropout=0.0),
-    "mnist": dict(epochs=15, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                  optimizer="sgd", schedule="cosine", warmup=1),
-    "cifar10": dict(epochs=100, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                    optimizer="sgd", schedule="cosine", warmup=2),
-    "cifar100": dict(epochs=100, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                     optimizer="sgd", schedule="cosine", warmup=2),
-    "svhn": dict(epochs=30, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                 optimizer="sgd", schedule="cosine", warmup=1),
-}
-ADAM_LR = 1e-3
-EVAL_BATCH_SIZE = 500
-# the training flags that define a run: saved in the checkpoint, fixed when resuming
-RUN_FLAGS = ("model", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-             "optimizer", "schedule", "warmup", "seed", "limit")
-OVERRIDE_FLAGS = ("dropout", "pieces")     # passed to minidl.models.create
+# the training flags that define a run: saved in its config, fixed when resuming
+RUN_FLAGS = ("model", "dataset") + recipes.HYPERPARAMETERS
 
 
 # ---------------------------------------------------------------------------- train
@@ -111,9 +89,8 @@ def _device_and_data_arguments(parser):
 def run_train(args):
     device = _device(args.device)
     if args.resume is not None:
-        path = _resume_path(args)
-        state = load_checkpoint(path)
-        config = _check_resume_flags(args, state, path)
+        path, state, config = recipes.load_run(_resume_path(args))
+        _check_resume_flags(args, config)
         out = os.path.dirname(os.path.abspath(path))
     else:
         if args.model is None or args.dataset is None:
@@ -121,37 +98,14 @@ def run_train(args):
         state = None
         config = _run_config(args)
         out = _new_out_dir(args)
-    dataset = config["dataset"]
-    config["device"] = str(device)
-
-    preprocessing, augmentation = data_pipeline(dataset)
-    train_x, train_y = load_data(dataset, "train", args.data_dir, args.download, config["limit"])
-    if state is None:
-        preprocessing.fit(train_x)
-    else:
-        preprocessing = restore_preprocessing(state)
-    train_x = preprocessing(train_x)
-    test_x, test_y = load_data(dataset, "test", args.data_dir, args.download, config["limit"],
-                               preprocessing)
-
-    backend.manual_seed(config["seed"])
-    model = _create_model(config).to(device)
-    train_loader = DataLoader((train_x, train_y), config["batch_size"], shuffle=True,
-                              drop_last=False, seed=config["seed"], prefetch=2,
-                              transform=augmentation)
-    test_loader = DataLoader((test_x, test_y), EVAL_BATCH_SIZE)
-    optimizer = _optimizer(model, config)
-    schedule = _schedule(optimizer, config, len(train_loader))
-    trainer = Trainer(model, optimizer, train_loader, test_loader=test_loader, schedule=schedule,
-                      epochs=config["epochs"], seed=config["seed"], out_dir=out, config=config,
-                      extra_state={"preprocessing": preprocessing.state_dict()})
+    trainer = recipes.build_trainer(config, out, device=device, root=args.data_dir,
+                                    download=args.download, state=state)
     if state is not None:
-        trainer.load_state_dict(state)
-        trainer.config["device"] = str(device)
         print(f"resuming {path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     else:
-        print(f"training {config['model']} ({model.num_parameters():,} parameters) on "
-              f"{dataset} ({len(train_y):,} training images) on {device}; writing to {out}")
+        print(f"training {config['model']} ({trainer.model.num_parameters():,} parameters) on "
+              f"{config['dataset']} ({trainer.train_loader.num_samples():,} training images) "
+              f"on {device}; writing to {out}")
     try:
         history = trainer.fit()
     except TrainingInterrupted as exc:
@@ -164,65 +118,28 @@ def run_train(args):
 
 
 def _run_config(args):
-    if args.model not in models.available():
-        raise CommandError(f"unknown model {args.model!r}; choose one of "
-                           f"{', '.join(models.available())} (see `minidl models`)")
-    if args.dataset not in DEFAULTS:
-        raise CommandError(f"unknown data set {args.dataset!r}; choose one of "
-                           f"{', '.join(DATASETS)}")
-    defaults = DEFAULTS[args.dataset]
-    config = {"model": args.model, "dataset": args.dataset}
-    for key in RUN_FLAGS[2:]:
-        value = getattr(args, key)
-        config[key] = defaults.get(key) if value is None else value
-    config["seed"] = config["seed"] or 0
-    if args.lr is None and config["optimizer"] == "adam":
-        config["lr"] = ADAM_LR
-    if config["warmup"] >= config["epochs"]:
-        raise CommandError(f"--warmup {config['warmup']} must be fewer than the "
-                           f"{config['epochs']} epochs")
-    config["overrides"] = {}
-    for key in OVERRIDE_FLAGS:
-        value = getattr(args, key)
-        value = defaults.get(key) if value is None else value
-        if value is not None:
-            config["overrides"][key] = value
-    config["minidl_version"] = __version__
-    return config
+    given = {key: getattr(args, key)
+             for key in recipes.HYPERPARAMETERS + recipes.MODEL_OVERRIDES}
+    try:
+        return recipes.run_config(args.model, args.dataset, **given)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
-def _saved_config(state, path):
-    """The run config a checkpoint holds (an error if it was not written by `minidl train`)."""
-    config = state.get("config") or {}
-    if "model" not in config:
-        raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
-    return config
-
-
-def _load_run(checkpoint):
-    """``(path, state, config)`` of CHECKPOINT: a checkpoint file or the run folder holding it."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    state = load_checkpoint(path)
-    return path, state, _saved_config(state, path)
-
-
-def _check_resume_flags(args, state, path):
-    """The checkpoint's config; an error if a flag asks for a different run."""
-    config = dict(_saved_config(state, path))
-    for key in RUN_FLAGS + OVERRIDE_FLAGS:
+def _check_resume_flags(args, config):
+    """An error if a flag asks for another run than the checkpoint's ``config``."""
+    for key in RUN_FLAGS + recipes.MODEL_OVERRIDES:
         given = getattr(args, key)
-        saved = config["overrides"].get(key) if key in OVERRIDE_FLAGS else config.get(key)
+        saved = (config["overrides"].get(key) if key in recipes.MODEL_OVERRIDES
+                 else config.get(key))
         if given is not None and given != saved:
             flag = "--" + key.replace("_", "-")
             raise CommandError(f"{flag} {given} differs from the resumed run's {saved!r}; a "
                                f"resumed run keeps its settings (use a new --out for a new run)")
-    return config
 
 
 def _resume_path(args):
-    """The checkpoint file that --resume names (a folder stands for its checkpoint.npz)."""
+    """The checkpoint (or run folder) that --resume names."""
     if args.resume:
         path = Path(args.resume)
     elif args.out is not None:
@@ -236,7 +153,7 @@ def _resume_path(args):
         path = taken[-1]
     else:
         raise CommandError("--resume needs a PATH, or --out, or --model and --dataset")
-    return str(path / CHECKPOINT_NAME if path.is_dir() else path)
+    return path
 
 
 def _default_out_dirs(model, dataset):
@@ -259,39 +176,6 @@ def _new_out_dir(args):
     return str(free[0])
 
 
-def _create_model(config):
-    try:
-        return models.create(config["model"], config["dataset"], **config["overrides"])
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def _optimizer(model, config):
-    groups = weight_decay_groups(model.named_parameters(), config["weight_decay"])
-    if config["optimizer"] == "adam":
-        return Adam(groups, lr=config["lr"])
-    return SGD(groups, lr=config["lr"], momentum=config["momentum"])
-
-
-def _schedule(optimizer, config, steps_per_epoch):
-    """The run's schedule, in iterations: warm-up from lr/10, then cosine, steps, or constant."""
-    total = config["epochs"] * steps_per_epoch
-    warmup = config["warmup"] * steps_per_epoch
-    rest = total - warmup
-    if config["schedule"] == "cosine":
-        main = CosineAnnealingLR(optimizer, T_max=rest)
-    elif config["schedule"] == "step":   # divide by 10 at half and three quarters of training
-        main = MultiStepLR(optimizer, milestones=[rest // 2, (3 * rest) // 4], gamma=0.1)
-    else:
-        main = None
-    if not warmup:
-        return main
-    ramp = LinearWarmup(optimizer, warmup_steps=warmup, start_factor=0.1)
-    if main is None:
-        return ramp
-    return SequentialLR(optimizer, [ramp, main], milestones=[warmup])
-
-
 # ---------------------------------------------------------------------------- eval
 
 def _eval_arguments(parser):
@@ -300,7 +184,7 @@ def _eval_arguments(parser):
     parser.add_argument("--dataset", metavar="NAME",
                         help="evaluate on this data set's test split (default: the run's): "
                              + ", ".join(DATASETS))
-    parser.add_argument("--batch-size", type=_positive_int, default=EVAL_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=_positive_int, default=recipes.EVAL_BATCH_SIZE)
     parser.add_argument("--limit", type=_positive_int, metavar="N",
                         help="evaluate on the first N test images only")
     _device_and_data_arguments(parser)
@@ -308,16 +192,16 @@ def _eval_arguments(parser):
 
 def run_eval(args):
     device = _device(args.device)
-    _, state, config = _load_run(args.checkpoint)
+    _, state, config = recipes.load_run(args.checkpoint)
     trained_on = config["dataset"]
     dataset = args.dataset or trained_on
     want, have = dataset_info(dataset), dataset_info(trained_on)
     if any(want[k] != have[k] for k in ("channels", "image_size", "num_classes")):
         raise CommandError(f"the model was trained on {trained_on} ({_shape(have)}) and cannot "
                            f"be evaluated on {dataset} ({_shape(want)})")
-    model = restore_model(state, device)
-    x, y = load_data(dataset, "test", args.data_dir, args.download, args.limit,
-                     restore_preprocessing(state))
+    model = recipes.restore_model(state, device)
+    x, y = recipes.load_data(dataset, "test", args.data_dir, args.download, args.limit,
+                             recipes.restore_preprocessing(state))
     loss, accuracy = evaluate(model, DataLoader((x, y), args.batch_size))
     print(f"{config['model']} trained on {trained_on}, evaluated on {dataset} test "
           f"({len(y):,} images) on {device}")
@@ -338,13 +222,12 @@ def _models_arguments(parser):
 
 
 def run_models(args):
-    rows = [("model", "digits", "cifar10", "description")]
+    rows = []
     for name, description in models.available().items():
         counts = [f"{models.create(name, d).num_parameters():,}" for d in ("digits", "cifar10")]
         rows.append((name, *counts, description))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for name, digits, cifar, description in rows:
-        print(f"{name:<{widths[0]}}  {digits:>{widths[1]}}  {cifar:>{widths[2]}}  {description}")
+    print(format_table(("model", "digits", "cifar10", "description"), rows, align="<>><",
+                       rule=False))
     return 0
 
 
@@ -377,15 +260,15 @@ def run_diagnose(args):
     installed, ``region_shares.png`` and ``largest_share.png`` to ``--out``.
     """
     device = _device(args.device)
-    path, state, config = _load_run(args.checkpoint)
+    path, state, config = recipes.load_run(args.checkpoint)
     dataset = args.dataset or config["dataset"]
     want, have = dataset_info(dataset), dataset_info(config["dataset"])
     if (want["channels"], want["image_size"]) != (have["channels"], have["image_size"]):
         raise CommandError(f"the model was trained on {config['dataset']} images and cannot "
                            f"take {dataset} images (other channels or size)")
-    model = restore_model(state, device)
-    images, _ = load_data(dataset, args.split, args.data_dir, args.download,
-                          args.limit or None, restore_preprocessing(state))
+    model = recipes.restore_model(state, device)
+    images, _ = recipes.load_data(dataset, args.split, args.data_dir, args.download,
+                                  args.limit or None, recipes.restore_preprocessing(state))
     stats = diagnostics.collect(model, images, batch_size=args.batch_size,
                                 batch_stats=args.batch_stats, covariance=not args.no_covariance)
     mode = "batch statistics" if args.batch_stats else "evaluation mode"
@@ -469,19 +352,23 @@ def _device(spec):
     return device
 
 
-def _number(convert, check, requirement):
+def _number(integer=False, low=0, low_open=False):
+    """An argparse type: a finite number of at least (above, with ``low_open``) ``low``."""
     def parse(text):
         try:
-            value = convert(text)
+            value = int(text) if integer else float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not check(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
-        return value
+        finite = {} if integer else {"high": math.inf, "high_open": True}
+        try:
+            return check_number("minidl", "the value", value, integer=integer, low=low,
+                                low_open=low_open, **finite)
+        except ValueError as exc:   # argparse names the flag: keep "must be ..., got ..."
+            raise argparse.ArgumentTypeError(str(exc).partition(" the value ")[2]) from None
     return parse
 
 
-_positive_int = _number(int, lambda v: v > 0, "a positive integer")
-_nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
-_nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
+_positive_int = _number(integer=True, low=1)
+_nonnegative_int = _number(integer=True)
+_positive_float = _number(low_open=True)
+_nonnegative_float = _number()

@@ -44,7 +44,7 @@ import math
 
 import numpy
 
-from . import backend
+from . import backend, tables
 from .autograd import no_grad, tensor
 from .nn.layers import BatchNorm1d, BatchNorm2d, Maxout, ReLU
 
@@ -229,19 +229,11 @@ def format_table(stats, title=None):
     """
     header = ("layer", "type", "units", "regions", "samples", "degenerate", "entropy", "rank",
               "cond")
-    rows = [(s.name, s.kind, str(s.units), str(s.regions), str(s.samples),
+    rows = [(s.name, s.kind, s.units, s.regions, s.samples,
              f"{100 * s.degenerate_share:.1f}%", f"{s.mean_entropy:.3f}",
              "-" if s.mean is None else f"{s.rank}/{len(s.mean)}", f"{s.condition_number:.3g}")
             for s in stats]
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-
-    def line(row):    # names flush left, numbers flush right
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(row, widths)))
-
-    lines = [line(header), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [line(r) for r in rows]
-    if title:
-        lines.insert(0, title)
+    lines = ([title] if title else []) + [tables.format_table(header, rows, align="<<>>>>>>>")]
     broken = [s.name for s in stats if s.nonfinite]
     if broken:
         lines.append(f"warning: nan or inf inputs in {', '.join(broken)}: the model has diverged")

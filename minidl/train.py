@@ -1,4 +1,4 @@
-"""The training loop: :class:`Trainer`, :func:`evaluate`, and building a run from a checkpoint.
+"""The training loop: :class:`Trainer` (with its checkpoints and logs) and :func:`evaluate`.
 
     trainer = Trainer(model, optimizer, train_loader, test_loader=test_loader,
                       schedule=schedule, epochs=10, seed=0, out_dir="run")
@@ -22,9 +22,8 @@ ends with the same weights, bit for bit, as a run never interrupted.  On a GPU
 that holds at epoch boundaries; within an epoch the device's dropout generator
 (whose state CuPy cannot save) restarts from a new seed.
 
-For commands that rebuild a run (``minidl eval``, ``minidl diagnose``):
-:func:`data_pipeline`, :func:`load_data`, :func:`restore_model` and
-:func:`restore_preprocessing`.  See ``docs/training.md``.
+What to train with, and rebuilding a run from its checkpoint, is
+``minidl.recipes``.  See ``docs/training.md``.
 """
 import contextlib
 import csv
@@ -39,18 +38,16 @@ import time
 
 import numpy
 
-from . import backend, models
+from . import backend
 from .autograd import Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .fileio import atomic_write
-from .data import load as load_dataset
-from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
-                              RandomHorizontalFlip, ZCAWhitening)
-from .functional.loss import check_label_range, cross_entropy
+from .functional import cross_entropy
+from .functional._checks import check_number
+from .functional.loss import check_label_range
 from .progress import progress
 
-__all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME",
-           "data_pipeline", "load_data", "restore_model", "restore_preprocessing"]
+__all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 LOG_FIELDS = ("epoch", "global_step", "lr", "train_loss", "train_accuracy", "test_loss",
@@ -183,12 +180,9 @@ class Trainer:
     def __init__(self, model, optimizer, train_loader, *, test_loader=None, schedule=None,
                  epochs=1, seed=0, out_dir=None, log_every=20, config=None, extra_state=None,
                  verbose=True):
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"Trainer: seed must be a non-negative int, got {seed!r}")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"Trainer: epochs must be a positive int, got {epochs!r}")
-        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
-            raise ValueError(f"Trainer: log_every must be a positive int, got {log_every!r}")
+        seed = check_number("Trainer", "seed", seed, integer=True, low=0)
+        epochs = check_number("Trainer", "epochs", epochs, integer=True, low=1)
+        log_every = check_number("Trainer", "log_every", log_every, integer=True, low=1)
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.train_loader, self.test_loader = train_loader, test_loader
         self.epochs, self.seed, self.log_every = epochs, seed, log_every
@@ -424,54 +418,3 @@ def _format_record(record, epochs):
         text += (f"  test loss {record['test_loss']:.4f}  "
                  f"test acc {100 * record['test_accuracy']:.1f}%")
     return text + f"  lr {record['lr']:.3g}  {record['time_s']:.1f}s"
-
-
-
-# ---------------------------------------------------------------------- runs from a checkpoint
-
-def data_pipeline(dataset):
-    """``(preprocessing, augmentation)`` of a data set, as the ``minidl`` command uses them.
-
-    preprocessing: deterministic, fitted on the training images and applied
-        once to every split (its fitted state goes into the checkpoint):
-        global contrast normalization + ZCA whitening for CIFAR (as in the NIN
-        and MIN papers), per-channel standardization otherwise.
-    augmentation: per batch in the training loader, or None: random 32x32
-        crops of the image padded by 4 and horizontal flips for CIFAR; none
-        for digits, MNIST and SVHN (flipping a digit changes its meaning).
-    """
-    if dataset in ("cifar10", "cifar100"):
-        return (Compose([GlobalContrastNormalization(), ZCAWhitening()]),
-                Compose([RandomCrop(32, padding=4), RandomHorizontalFlip()]))
-    return Compose([Normalize()]), None
-
-
-def load_data(dataset, split, root=None, download=False, limit=None, preprocessing=None):
-    """A split as ``(images, labels)``: its first ``limit`` images, after ``preprocessing``."""
-    images, labels = load_dataset(dataset, root=root, split=split, download=download)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    return (images if preprocessing is None else preprocessing(images)), labels
-
-
-def restore_model(state, device="cpu"):
-    """The model of a checkpoint ``state`` (see :func:`minidl.checkpoint.load_checkpoint`).
-
-    Built with ``minidl.models.create`` from the run's config, its weights
-    loaded, moved to ``device``, in evaluation mode.
-    """
-    config = state["config"]
-    try:
-        model = models.create(config["model"], config["dataset"], **config["overrides"])
-    except KeyError as exc:
-        raise CheckpointError(f"the checkpoint's config has no {exc}: it was not written by "
-                              f"the minidl command") from None
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def restore_preprocessing(state):
-    """The fitted preprocessing of a checkpoint ``state``, for its config's data set."""
-    preprocessing, _ = data_pipeline(state["config"]["dataset"])
-    preprocessing.load_state_dict(state["extra"]["preprocessing"])
-    return preprocessing

@@ -15,8 +15,9 @@ from helpers import loopback_server
 
 from minidl import backend
 from minidl.checkpoint import load_checkpoint
-from minidl.cli import DEFAULTS, main
+from minidl.cli import main
 from minidl.data.download import MD5, MIRRORS
+from minidl.recipes import DEFAULTS
 from minidl.train import Trainer
 
 TINY = ["--model", "nin-small", "--dataset", "digits", "--limit", "64", "--batch-size", "32",
@@ -113,7 +114,7 @@ def error_of(capsys, argv, status=2):
 
 
 def test_errors_are_one_line_with_status_2(tmp_path, capsys):
-    assert "unknown model 'resnet'; choose one of nin" in error_of(
+    assert "unknown model 'resnet'; available models: nin" in error_of(
         capsys, ["train", "--model", "resnet", "--dataset", "digits", "--out", str(tmp_path)])
     assert "unknown data set 'imagenet'" in error_of(
         capsys, ["train", "--model", "min", "--dataset", "imagenet"])
@@ -124,7 +125,7 @@ def test_errors_are_one_line_with_status_2(tmp_path, capsys):
     assert re.search(r"bad\.npz is not a readable minidl checkpoint",
                      error_of(capsys, ["eval", str(tmp_path / "bad.npz")]))
     assert "needs --model and --dataset" in error_of(capsys, ["train", "--model", "min"])
-    assert "--warmup 2 must be fewer than the 2 epochs" in error_of(
+    assert "warmup must be in [0, 2), got 2" in error_of(
         capsys, ["train", *TINY, "--epochs", "2", "--warmup", "2", "--out", str(tmp_path / "w")])
     assert "unknown override" in error_of(capsys, ["train", *TINY, "--pieces", "3",
                                                    "--out", str(tmp_path / "p")])

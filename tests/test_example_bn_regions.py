@@ -7,6 +7,7 @@ import pytest
 
 import minidl
 from minidl import nn
+from minidl.tables import format_table
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "bn_regions.py"
 
@@ -32,7 +33,7 @@ def test_quick_run_prints_one_row_per_depth_and_setting(example, quick_run):
     rows = [(r["depth"], r["setting"]) for r in results["maxout_mlp"]]
     assert rows == [(d, s) for d in depths for s in example.SETTINGS]
     header, body = example.mlp_table(results["maxout_mlp"])
-    printed = example.text((header, body)).splitlines()
+    printed = format_table(header, body).splitlines()
     assert len(printed) == 2 + len(depths) * len(example.SETTINGS)
     assert [line.split()[0] for line in printed[2:]] == [str(d) for d, _ in rows]
 

@@ -272,14 +272,14 @@ def test_create_rejects_unknown_names_with_the_valid_ones():
         create("min", "digits", width=2, classes=3)
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\), got 1.0"),
-    ({"dropout": -0.1}, r"dropout must be a probability in \[0, 1\), got -0.1"),
-    ({"dropout": "0.5"}, r"dropout must be a probability in \[0, 1\), got '0.5'"),
-    ({"num_classes": 0}, r"num_classes must be a positive integer, got 0"),
-    ({"in_channels": 2.5}, r"in_channels must be a positive integer, got 2.5"),
-    ({"pieces": True}, r"pieces must be a positive integer, got True"),
+@pytest.mark.parametrize("override, error, message", [
+    ({"dropout": 1.0}, ValueError, r"create: dropout must be in \[0, 1\), got 1.0"),
+    ({"dropout": -0.1}, ValueError, r"create: dropout must be in \[0, 1\), got -0.1"),
+    ({"dropout": "0.5"}, TypeError, r"create: dropout must be a real number, got '0.5'"),
+    ({"num_classes": 0}, ValueError, r"create: num_classes must be >= 1, got 0"),
+    ({"in_channels": 2.5}, TypeError, r"create: in_channels must be an integer, got 2.5"),
+    ({"pieces": True}, TypeError, r"create: pieces must be an integer, got True"),
 ])
-def test_create_rejects_bad_override_values(override, message):
-    with pytest.raises(ValueError, match=message):
+def test_create_rejects_bad_override_values(override, error, message):
+    with pytest.raises(error, match=message):
         create("min-small", "digits", **override)

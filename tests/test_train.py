@@ -289,10 +289,12 @@ def test_evaluate_in_eval_mode_without_grad(digits):
 
 def test_trainer_checks_its_arguments(digits):
     trainer = make_trainer(digits)
-    for name, value, message in (("seed", -1, "seed must be a non-negative int"),
-                                 ("epochs", 0, "epochs must be a positive int"),
-                                 ("log_every", 0, "log_every must be a positive int")):
-        with pytest.raises(ValueError, match=message):
+    for name, value, error, message in (
+            ("seed", -1, ValueError, "Trainer: seed must be >= 0, got -1"),
+            ("epochs", 0, ValueError, "Trainer: epochs must be >= 1, got 0"),
+            ("epochs", 2.0, TypeError, "Trainer: epochs must be an integer, got 2.0"),
+            ("log_every", True, TypeError, "Trainer: log_every must be an integer, got True")):
+        with pytest.raises(error, match=message):
             Trainer(trainer.model, trainer.optimizer, trainer.train_loader, **{name: value})
     no_schedule = Trainer(trainer.model, trainer.optimizer, trainer.train_loader)
     with pytest.raises(ValueError, match="saved with a learning-rate schedule, but this trainer "

@@ -4,6 +4,6 @@
 ``docs/models.md`` gives the layer tables, parameter counts and credits.
 """
 from .nin import MIN, NIN
-from .zoo import available, create, list_models
+from .zoo import available, check_overrides, create, list_models
 
-__all__ = ["create", "available", "list_models", "NIN", "MIN"]
+__all__ = ["create", "available", "list_models", "check_overrides", "NIN", "MIN"]

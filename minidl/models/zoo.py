@@ -5,12 +5,11 @@ papers, "small" about 4x narrower for CPU training); the data set picks the
 widths, input channels and classes.  ``docs/models.md`` has the table with
 parameter counts and the credits.
 """
-import numbers
-
 from ..data.datasets import DATASETS, dataset_info
+from ..functional._checks import check_number
 from .nin import MIN, NIN
 
-__all__ = ["create", "available", "list_models"]
+__all__ = ["create", "available", "list_models", "check_overrides"]
 
 # Per block: (spatial conv channels, 1x1 units, 1x1 units); the last 1x1 layer of
 # block 3 has one unit per class and is not listed.  "full" are the NIN widths
@@ -55,15 +54,23 @@ def available():
 list_models = available
 
 
-def _checked(name, value):
-    """An override's value as a Python int (float for dropout), or a ValueError naming it."""
-    if name == "dropout":
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
-            raise ValueError(f"create: dropout must be a probability in [0, 1), got {value!r}")
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"create: {name} must be a positive integer, got {value!r}")
-    return int(value)
+def check_overrides(name, **overrides):
+    """The ``overrides`` of :func:`create` for model ``name``, checked and converted.
+
+    Python ints, and a float for ``dropout`` (in [0, 1)); an unknown model or
+    override raises ValueError, as does a value out of range (TypeError: a
+    value of the wrong type).
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available models: {', '.join(_MODELS)}")
+    valid = _COMMON_OVERRIDES + (("pieces",) if _MODELS[name][0] is MIN else ())
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown override(s) {', '.join(map(repr, unknown))} for model "
+                         f"{name!r}; valid overrides: {', '.join(valid)}")
+    return {key: check_number("create", key, value, low=0, high=1, high_open=True)
+            if key == "dropout" else check_number("create", key, value, integer=True, low=1)
+            for key, value in overrides.items()}
 
 
 def create(name, dataset, **overrides):
@@ -82,17 +89,10 @@ def create(name, dataset, **overrides):
     The returned module has a ``config`` dict such that
     ``create(**model.config)`` builds the same architecture again.
     """
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available models: {', '.join(_MODELS)}")
+    overrides = check_overrides(name, **overrides)
     if dataset not in _WIDTH_FAMILY:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     cls, scale, options, _ = _MODELS[name]
-    valid = _COMMON_OVERRIDES + (("pieces",) if cls is MIN else ())
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown override(s) {', '.join(map(repr, unknown))} for model "
-                         f"{name!r}; valid overrides: {', '.join(valid)}")
-    overrides = {key: _checked(key, value) for key, value in overrides.items()}
     info = dataset_info(dataset)
     arguments = dict(in_channels=info["channels"], num_classes=info["num_classes"], **options)
     arguments.update(overrides)
