@@ -1,6 +1,8 @@
 """Axis arguments shared by reductions, shape ops, activations and maxout."""
 import numpy
 
+from ._checks import is_integer
+
 __all__ = ["normalize_axes", "inverse_permutation"]
 
 
@@ -8,10 +10,10 @@ def normalize_axes(axis, ndim, op):
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative axes."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
-        if isinstance(a, bool) or not isinstance(a, (int, numpy.integer)):
+        if not is_integer(a):
             raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes")

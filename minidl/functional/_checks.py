@@ -11,7 +11,8 @@ import numpy
 
 from ..autograd import Tensor
 
-__all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_float_dtype"]
+__all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_float_dtype",
+           "is_integer", "is_real"]
 
 
 def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
@@ -49,16 +50,25 @@ def _requirement(low, high, low_open, high_open):
     return f"{'<' if high_open else '<='} {high}"
 
 
+def is_integer(value):
+    """An int (Python or NumPy), but not a bool: ``True`` as a size is a mistake, not 1."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value):
+    """A real number (int, float, NumPy scalar), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_number(op, name, value, *, integer=False, low=None, high=None, low_open=False,
                  high_open=False):
     """``value`` as a Python int (``integer``) or float, in the range given, else a clear error.
 
-    A bool is refused although Python counts it as an int: ``eps=True`` is a
-    mistake, not 1.  NaN is refused, with or without a range (infinity passes
+    A bool is refused although Python counts it as an int (see
+    :func:`is_integer`).  NaN is refused, with or without a range (infinity passes
     where the range allows it).
     """
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
+    if not (is_integer(value) if integer else is_real(value)):
         expected = "an integer" if integer else "a real number"
         raise TypeError(f"{op}: {name} must be {expected}, got {value!r}")
     in_range = (value == value                     # NaN is unequal to itself

@@ -6,9 +6,8 @@ pairs, pad, view every window without copying, and list for each kernel
 offset which input pixels it reads, so that both im2col and pooling are a
 loop over the KH*KW offsets of whole-array operations.
 """
-import numpy
-
 from .. import backend
+from ._checks import is_integer
 
 __all__ = ["as_pair", "check_pair", "pool_arguments", "pad", "windows", "kernel_offsets"]
 
@@ -16,8 +15,7 @@ __all__ = ["as_pair", "check_pair", "pool_arguments", "pad", "windows", "kernel_
 def as_pair(op, name, value):
     """An int or a pair of ints as an (h, w) tuple of Python ints."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, (int, numpy.integer)) and not isinstance(v, bool)
-                                  for v in items):
+    if len(items) != 2 or not all(is_integer(v) for v in items):
         raise TypeError(f"{op}: {name} must be an int or a pair of ints (h, w), got {value!r}")
     return int(items[0]), int(items[1])
 
