@@ -12,6 +12,7 @@ type and count in 4 bytes (both uint16) and up to 4 data bytes in the other 4.
 A miMATRIX element holds sub-elements: array flags, dimensions, name, real
 part. A miCOMPRESSED element holds one zlib-compressed element.
 """
+import math
 import zlib
 
 import numpy as np
@@ -82,23 +83,42 @@ def _elements(buf, pos, order, path):
         pos = end if mtype == MI_COMPRESSED else start + (nbytes + 7) // 8 * 8
 
 
+def _numbers(data, dtype, path, what):
+    """``data`` read as an array of ``dtype``; a size that is no multiple of it is a DataError."""
+    dtype = np.dtype(dtype)
+    if len(data) % dtype.itemsize:
+        raise DataError(f"{path}: {what} has {len(data)} bytes, not a multiple of "
+                        f"{dtype.itemsize} ({dtype.name} values)")
+    return np.frombuffer(data, dtype)
+
+
 def _matrix(data, order, path):
-    """Parse a miMATRIX element into (name, array); array is None for non-numeric classes."""
+    """Parse a miMATRIX element into (name, array); array is None for non-numeric classes.
+
+    Every size is checked before it is used: a damaged file must give a
+    DataError, never a NumPy error or a huge allocation.
+    """
     subs = list(_elements(data, 0, order, path))
     if len(subs) < 3:
         raise DataError(f"{path}: malformed matrix element ({len(subs)} sub-elements)")
-    flags = int(np.frombuffer(subs[0][1], order + "u4", 1)[0])
+    flag_words = _numbers(subs[0][1], order + "u4", path, "the array flags")
+    if flag_words.size < 1:
+        raise DataError(f"{path}: malformed matrix element (no array flags)")
+    flags = int(flag_words[0])
     name = bytes(subs[2][1]).decode("ascii", "replace")
     mx_class = flags & 0xFF
     if mx_class not in _MX_DTYPES:
         return name, None
     if flags & _COMPLEX_FLAG:
         raise DataError(f"{path}: variable {name!r} is complex, which is not supported")
-    dims = tuple(int(d) for d in np.frombuffer(subs[1][1], order + "i4"))
+    dims = tuple(int(d) for d in _numbers(subs[1][1], order + "i4", path,
+                                           f"the dimensions of {name!r}"))
+    if len(dims) < 2 or min(dims) < 0:
+        raise DataError(f"{path}: variable {name!r} has invalid dimensions {dims}")
     if len(subs) < 4 or subs[3][0] not in _MI_DTYPES:
         raise DataError(f"{path}: variable {name!r} has no readable numeric data")
-    values = np.frombuffer(subs[3][1], order + _MI_DTYPES[subs[3][0]])
-    if values.size != int(np.prod(dims)):
+    values = _numbers(subs[3][1], order + _MI_DTYPES[subs[3][0]], path, f"variable {name!r}")
+    if values.size != math.prod(dims):
         raise DataError(f"{path}: variable {name!r} has {values.size} values "
                         f"for dimensions {dims}")
     return name, values.astype(_MX_DTYPES[mx_class]).reshape(dims, order="F")

@@ -3,6 +3,7 @@
 Each returns `(images, labels)`: images float32 NCHW scaled to [0, 1],
 labels int64. Anything wrong with a file raises DataError naming it.
 """
+import gzip
 import io
 import pickle
 import tarfile
@@ -35,7 +36,30 @@ def read_mnist(images_path, labels_path):
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} "
                         f"holds {len(labels)} labels")
-    return _to_float(images[:, None]), labels.astype(np.int64)
+    return _to_float(images[:, None]), class_labels(labels, labels_path)
+
+
+def class_labels(values, where, first=0):
+    """``values`` as int64 class labels, or a DataError: they must be integral numbers.
+
+    A float label such as 1.7 is a damaged file, not class 1.  ``first`` is
+    the smallest label the format allows (SVHN counts from 1); the data set's
+    class count is checked by :func:`minidl.data.load`.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1 or values.dtype.kind not in "iuf":
+        raise DataError(f"{where}: labels must be a list of integers, found "
+                        f"{values.dtype} of shape {values.shape}")
+    if values.dtype.kind == "f":
+        fractional = ~np.isfinite(values) | (values != np.round(values))
+        if fractional.any():
+            bad = int(fractional.argmax())
+            raise DataError(f"{where}: label {values[bad]} at index {bad} is not an integer")
+    if values.size and values.min() < first:
+        bad = int((values < first).argmax())
+        raise DataError(f"{where}: label {values[bad]} at index {bad} is below {first}, the "
+                        f"smallest label of this format")
+    return values.astype(np.int64)
 
 
 # --- CIFAR ----------------------------------------------------------------------
@@ -109,23 +133,33 @@ def read_cifar(path, dataset="cifar10", split="train"):
         for key in (b"data", label_key):
             if key not in batch:
                 raise DataError(f"{where}: no {key!r} entry; found {sorted(batch)}")
-        x, y = np.asarray(batch[b"data"]), np.asarray(batch[label_key])
+        x, y = np.asarray(batch[b"data"]), batch[label_key]
+        if not isinstance(y, (list, np.ndarray)):
+            raise DataError(f"{where}: {label_key!r} must be a list of labels, found "
+                            f"{type(y).__name__}")
         if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or len(y) != len(x):
             raise DataError(f"{where}: expected uint8 data (N, 3072) and N labels, "
                             f"found {x.dtype} {x.shape} and {len(y)} labels")
         images.append(x.reshape(-1, 3, 32, 32))  # rows are R, G, B planes of 32 x 32
-        labels.append(y)
-    return _to_float(np.concatenate(images)), np.concatenate(labels).astype(np.int64)
+        labels.append(class_labels(y, where))
+    return _to_float(np.concatenate(images)), np.concatenate(labels)
 
 
 def _read_tar(path, members, dataset):
-    """The bytes of `members` of a .tar.gz archive, read in one pass over the stream."""
+    """The bytes of `members` of a .tar.gz archive, read in one pass over the stream.
+
+    The gzip stream is read to its very end, where gzip keeps the CRC-32 and
+    the length of the data: tarfile alone stops at the last member it needs,
+    so a flipped bit in the compressed data would load as wrong pixels.
+    """
     found = {}
     try:
-        with tarfile.open(path, "r:gz") as tar:
+        with gzip.open(path, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 if info.name in members and info.isfile():
                     found[info.name] = tar.extractfile(info).read()
+            while stream.read(1 << 20):     # to the end: gzip checks CRC and length there
+                pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt or truncated archive ({e})") from e
     missing = [m for m in members if m not in found]
@@ -140,30 +174,24 @@ def _read_tar(path, members, dataset):
 def read_svhn(path):
     """Read an SVHN format 2 file (train_32x32.mat, test_32x32.mat, extra_32x32.mat).
 
-    X is (32, 32, 3, N) uint8 and y (N, 1) with label 10 for the digit 0; the
-    result has labels 0-9. SciPy reads the file when installed, else the
-    built-in MATLAB 5 reader does.
+    X is (32, 32, 3, N) uint8 and y (N, 1) with labels 1..10, 10 standing for
+    the digit 0; the result has labels 0-9.  The built-in MATLAB 5 reader
+    parses the file: it validates every header, tag and size before reading,
+    whereas SciPy's parser has crashed the process on crafted files.
     """
-    try:
-        import scipy.io
-    except ImportError:
-        variables = read_mat(path)
-    else:
-        try:
-            variables = scipy.io.loadmat(path, variable_names=["X", "y"])
-        except Exception as e:  # SciPy raises many types for a bad file
-            raise DataError(f"{path}: cannot read MATLAB file ({type(e).__name__}: {e})") from e
+    variables = read_mat(path)
     if "X" not in variables or "y" not in variables:
-        found = sorted(k for k in variables if not k.startswith("__"))  # SciPy adds __header__
-        raise DataError(f"{path}: expected variables X and y, found {found}")
+        raise DataError(f"{path}: expected variables X and y, found {sorted(variables)}")
     x, y = variables["X"], variables["y"]
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
         raise DataError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), "
                         f"found X {x.shape} and y {y.shape}")
+    if x.dtype != np.uint8:
+        raise DataError(f"{path}: expected uint8 pixels in X, found {x.dtype}")
     images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> NCHW
-    labels = y.reshape(-1).astype(np.int64)
-    labels[labels == 10] = 0                                  # SVHN writes digit 0 as 10
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        bad = int(((labels < 0) | (labels > 9)).argmax())
+    labels = class_labels(y.reshape(-1), path, first=1)
+    if labels.size and labels.max() > 10:
+        bad = int((labels > 10).argmax())
         raise DataError(f"{path}: label {labels[bad]} at index {bad} is not a digit 1..10")
+    labels[labels == 10] = 0                                  # SVHN writes digit 0 as 10
     return _to_float(images), labels

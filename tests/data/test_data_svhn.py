@@ -1,4 +1,4 @@
-"""SVHN format 2 (.mat): the built-in MATLAB 5 reader and the SciPy path."""
+"""SVHN format 2 (.mat): the built-in MATLAB 5 reader, cross-checked with SciPy when installed."""
 import struct
 import sys
 import zlib
@@ -171,18 +171,10 @@ def test_complex_refused(tmp_path):
         read_mat(tmp_path / "a.mat")
 
 
-# --- read_svhn and load("svhn"), with and without SciPy ---------------------------
-
-@pytest.fixture(params=["scipy", "builtin"])
-def mat_reader(request, monkeypatch):
-    if request.param == "scipy":
-        pytest.importorskip("scipy.io")
-    else:
-        monkeypatch.setitem(sys.modules, "scipy.io", None)  # makes `import scipy.io` fail
-    return request.param
+# --- read_svhn and load("svhn") ---------------------------------------------------
 
 
-def test_svhn_label_out_of_range(tmp_path, mat_reader):
+def test_svhn_label_out_of_range(tmp_path):
     x, y = svhn_arrays(n=3)
     y[1, 0] = 11
     write_mat(tmp_path / "bad.mat", {"X": x, "y": (y, "uint8")}, compress=True)
@@ -198,7 +190,7 @@ def test_empty_compressed_variable(tmp_path):
         read_mat(tmp_path / "e.mat")
 
 
-def test_read_svhn(tmp_path, mat_reader):
+def test_read_svhn(tmp_path):
     x, y = write_svhn(tmp_path / "train_32x32.mat", n=6)
     images, labels = read_svhn(tmp_path / "train_32x32.mat")
     assert images.shape == (6, 3, 32, 32) and images.dtype == np.float32
@@ -210,30 +202,74 @@ def test_read_svhn(tmp_path, mat_reader):
     np.testing.assert_allclose(images * 255, x.transpose(3, 2, 0, 1), atol=1e-4)
 
 
-def test_read_svhn_wrong_shape(tmp_path, mat_reader):
+def test_read_svhn_wrong_shape(tmp_path):
     write_mat(tmp_path / "a.mat", {"X": np.zeros((28, 28, 1, 2), np.uint8), "y": np.ones((2, 1))})
     with pytest.raises(DataError, match=r"a\.mat: expected X \(32, 32, 3, N\) and y \(N, 1\), "
                                         r"found X \(28, 28, 1, 2\) and y \(2, 1\)"):
         read_svhn(tmp_path / "a.mat")
 
 
-def test_read_svhn_missing_variable(tmp_path, mat_reader):
+def test_read_svhn_missing_variable(tmp_path):
     write_mat(tmp_path / "a.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8)})
     with pytest.raises(DataError, match=r"a\.mat: expected variables X and y, found \['X'\]"):
         read_svhn(tmp_path / "a.mat")
 
 
-def test_read_svhn_garbage(tmp_path, mat_reader):
+def test_read_svhn_garbage(tmp_path):
     (tmp_path / "a.mat").write_bytes(b"<html>Service unavailable</html>" + bytes(200))
-    pattern = {"scipy": r"a\.mat: cannot read MATLAB file", "builtin": r"a\.mat: not a MATLAB"}
-    with pytest.raises(DataError, match=pattern[mat_reader]):
+    with pytest.raises(DataError, match=r"a\.mat: not a MATLAB"):
         read_svhn(tmp_path / "a.mat")
 
 
 @pytest.mark.parametrize("split", ["train", "test", "extra"])
-def test_load_svhn(tmp_path, mat_reader, split):
+def test_load_svhn(tmp_path, split):
     (tmp_path / "svhn").mkdir()
     x, y = write_svhn(tmp_path / "svhn" / f"{split}_32x32.mat", n=4, seed=3)
     images, labels = load("svhn", root=tmp_path, split=split)
     assert images.shape == (4, 3, 32, 32)
     np.testing.assert_array_equal(labels, y[:, 0] % 10)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([[1.0], [2.5], [3.0]]), r"label 2\.5 at index 1 is not an integer"),
+    (np.array([[1.0], [np.nan], [3.0]]), r"label nan at index 1 is not an integer"),
+    (np.array([[1], [0], [3]], np.uint8), r"label 0 at index 1 is below 1"),
+])
+def test_svhn_labels_must_be_digits_1_to_10(tmp_path, labels, message):
+    x, _ = svhn_arrays(n=3)
+    write_mat(tmp_path / "bad.mat", {"X": x, "y": labels})
+    with pytest.raises(DataError, match=rf"bad\.mat: {message}"):
+        read_svhn(tmp_path / "bad.mat")
+
+
+def test_scipy_is_never_asked_to_parse(tmp_path, monkeypatch):
+    """An untrusted .mat file reaches only the built-in reader, which validates every size."""
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.io", None)      # `import scipy.io` would fail
+    x, y = write_svhn(tmp_path / "a.mat", n=2)
+    np.testing.assert_array_equal(read_svhn(tmp_path / "a.mat")[1], y[:, 0] % 10)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_every_damaged_byte_is_a_data_error_or_a_valid_result(tmp_path, compress):
+    """Each byte of a small file, flipped in turn: a DataError or well-formed arrays, never a crash."""
+    write_svhn(tmp_path / "a.mat", n=1, compress=compress)
+    original = (tmp_path / "a.mat").read_bytes()
+    # Uncompressed, the tags sit at both ends and the middle is pixels: every tag byte, a
+    # sample of the pixels.  Compressed, any byte may break the stream: all of them.
+    offsets = [o for o in range(len(original))
+               if compress or o < 300 or o > len(original) - 200 or o % 61 == 0]
+    outcomes = set()
+    for offset in offsets:
+        damaged = bytearray(original)
+        damaged[offset] ^= 0xFF
+        (tmp_path / "b.mat").write_bytes(bytes(damaged))
+        try:
+            images, labels = read_svhn(tmp_path / "b.mat")
+        except DataError:
+            outcomes.add("DataError")
+            continue
+        assert images.shape == (1, 3, 32, 32) and labels.shape == (1,)
+        assert labels.dtype == np.int64 and 0 <= labels.min() and labels.max() <= 9
+        outcomes.add("read")
+    assert outcomes == {"DataError", "read"}     # flips in the pixels still read, as they should
