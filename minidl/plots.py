@@ -128,8 +128,7 @@ def plot_largest_share_histogram(panels, path, bins=40):
     for ax, (title, stats) in zip(axes, panels.items()):
         colors = colormaps["viridis"](numpy.linspace(0, 0.9, len(stats)))
         units = sum(s.units for s in stats)
-        labels = [f"layer {i + 1}" if i in (0, len(stats) - 1) else "_nolegend_"
-                  for i in range(len(stats))]
+        labels = [f"layer {i + 1}" for i in range(len(stats))]
         ax.hist([s.largest_share for s in stats], bins=edges, stacked=True, color=colors,
                 histtype="stepfilled",
                 weights=[numpy.full(s.units, 1 / units) for s in stats], label=labels)
@@ -139,7 +138,8 @@ def plot_largest_share_histogram(panels, path, bins=40):
         ax.set_xlabel("largest region share of a unit", fontsize=8)
         ax.set_ylabel("fraction of units", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper left")
+        ax.legend(fontsize=6, loc="best", ncols=2 if len(stats) > 6 else 1,
+                  handlelength=1, columnspacing=0.8)
     return _save(figure, path)
 
 

@@ -2,9 +2,14 @@
 import contextlib
 import functools
 import http.server
+import importlib.util
+import os
+import subprocess
+import sys
 import threading
 
 import numpy
+import pytest
 
 import minidl
 from minidl import backend
@@ -39,3 +44,16 @@ def loopback_server(directory):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def build_docs(site):
+    """``mkdocs build --strict`` of the repository's docs into ``site``; skips without mkdocs.
+
+    Returns the CompletedProcess (the caller asserts on returncode and output)."""
+    if importlib.util.find_spec("mkdocs") is None:
+        pytest.skip('mkdocs is not installed: pip install -e ".[docs]"')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")    # Material's banner would bury the errors
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
+                           "--site-dir", str(site)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=120)

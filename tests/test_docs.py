@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from helpers import build_docs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 
@@ -138,18 +140,52 @@ def test_index_example_runs_and_prints_what_the_page_shows():
     assert [line.split()[:5] for line in printed[1:]] == [line.split()[:5] for line in expected[1:]]
 
 
+# A formula left as TeX: arithmatex's \( \[ delimiters, or a backslash command, in the
+# text of a page (tags stripped; code and scripts left out: code may show TeX on purpose).
+RAW_TEX = re.compile(r"\\(?:[A-Za-z]+|[()\[\]])")
+CODE_BLOCK = re.compile(r"<(pre|code|script|style)\b.*?</\1>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
 def test_mkdocs_build_strict(tmp_path):
-    if importlib.util.find_spec("mkdocs") is None:
-        pytest.skip('mkdocs is not installed: pip install -e ".[docs]"')
     site = tmp_path / "site"
-    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")    # Material's banner would bury the errors
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
-                             "--site-dir", str(site)],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = build_docs(site)
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "results/index.html", "guide/devices/index.html",
                  "batch_norm/index.html"):
         assert (site / page).is_file(), f"{page} was not built"
-    # math reaches MathJax: arithmatex wraps it, and the page loads the config
-    batch_norm = (site / "batch_norm" / "index.html").read_text(encoding="utf-8")
-    assert 'class="arithmatex"' in batch_norm and "javascripts/mathjax.js" in batch_norm
+    pages = {path.relative_to(site).as_posix(): path.read_text(encoding="utf-8")
+             for path in site.rglob("*.html")}
+    # every formula became MathML at build time ...
+    raw = {page: RAW_TEX.findall(TAG.sub("", CODE_BLOCK.sub("", text)))
+           for page, text in pages.items()}
+    assert not {page: found for page, found in raw.items() if found}, raw
+    for page in ("batch_norm", "maxout", "convolution", "autograd", "diagnostics"):
+        assert pages[f"{page}/index.html"].count("<math ") >= 3, f"{page}: no MathML"
+    # ... and no page loads anything from beyond the site (links to elsewhere are fine)
+    loads = re.compile(r"<(?:script|img|iframe|source)\b[^>]*\bsrc=\"(?:https?:)?//|"
+                       r"<link\b[^>]*\bhref=\"(?:https?:)?//")
+    outside = {page for page, text in pages.items() if loads.search(text)}
+    assert not outside, f"pages that load from elsewhere: {sorted(outside)}"
+
+
+def test_mathml_hook_converts_arithmatex_spans_and_names_bad_formulas():
+    if importlib.util.find_spec("latex2mathml") is None:
+        pytest.skip('latex2mathml is not installed: pip install -e ".[docs]"')
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        from mkdocs_mathml import mathml_page
+    finally:
+        sys.path.pop(0)
+    page = ('<p>a <span class="arithmatex">\\(x &lt; \\frac{1}{2}\\)</span> b</p>\n'
+            '<div class="arithmatex">\\[\\sum_i x_i\\]</div>')
+    html = mathml_page(page)
+    assert html.startswith('<p>a <span class="arithmatex"><math ') and "\\" not in html
+    assert '<mfrac><mrow><mn>1</mn></mrow>' in html and "<mo>&#x0003C;</mo>" in html
+    assert '<div class="arithmatex"><math xmlns="http://www.w3.org/1998/Math/MathML" ' \
+           'display="block">' in html and "<munder>" in html
+    from mkdocs.exceptions import PluginError
+    with pytest.raises(PluginError, match=r"maxout\.md: latex2mathml cannot convert 'x\^'"):
+        mathml_page('<span class="arithmatex">\\(x^\\)</span>', "maxout.md")
+    with pytest.raises(PluginError, match=r"maxout\.md: latex2mathml does not know \\foo"):
+        mathml_page('<span class="arithmatex">\\(\\foo x\\)</span>', "maxout.md")

@@ -59,6 +59,29 @@ def test_training_curves(tmp_path):
     assert png_size(path) == plots.figure_pixels(1)
 
 
+def legend_labels(monkeypatch, draw):
+    """The legend entries of the one figure ``draw()`` saves."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or path)
+    draw()
+    (figure,) = figures
+    legends = figure.legends + [ax.get_legend() for ax in figure.axes if ax.get_legend()]
+    return [[text.get_text() for text in legend.get_texts()] for legend in legends]
+
+
+@needs_matplotlib
+def test_every_series_is_in_the_legend(tmp_path, monkeypatch):
+    stats = {"deep": layers(12, 4, 0), "shallow": layers(3, 4, 1)}
+    hist = legend_labels(monkeypatch, lambda: plots.plot_largest_share_histogram(stats, "h"))
+    assert [sorted(labels) for labels in hist] == [
+        sorted(f"layer {i}" for i in range(1, 13)), ["layer 1", "layer 2", "layer 3"]]
+    bars = legend_labels(monkeypatch, lambda: plots.plot_region_shares(stats, "b"))
+    assert bars == [["most used region", "rank 2", "rank 3", "rank 4"]]
+    histories = {f"run {i}": [{"train_loss": 1.0, "test_accuracy": 0.5}] for i in range(12)}
+    curves = legend_labels(monkeypatch, lambda: plots.plot_training_curves(histories, "c"))
+    assert curves == [list(histories)]
+
+
 def test_empty_input_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="plot_region_shares: nothing to plot"):
         plots.plot_region_shares({}, tmp_path / "x.png")
