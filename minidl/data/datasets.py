@@ -6,7 +6,7 @@ given). The "digits" sample ships inside the package and needs no download.
 import os
 from pathlib import Path
 
-from .download import cache_dir, download_file, urls
+from .download import cache_dir, download_file, urls, verify_file
 from .errors import DataError
 from .readers import CIFAR_LAYOUT, read_cifar, read_mnist, read_svhn
 
@@ -42,8 +42,9 @@ def load(name, root=None, split="train", download=False):
     """Load a split of a data set as `(images, labels)` host arrays.
 
     images: float32 (N, C, H, W) in [0, 1]; labels: int64 (N,).
-    Missing files are fetched (and MD5-checked) when `download` is true;
-    otherwise DataError says how to get them.
+    Missing files are fetched when `download` is true; otherwise DataError
+    says how to get them.  Files under their published names are checked
+    against the published MD5 (once per file version, see `verify_file`).
     """
     _check_name(name)
     splits = _INFO[name]["splits"]
@@ -54,6 +55,8 @@ def load(name, root=None, split="train", download=False):
     else:
         folder = Path(root if root is not None else cache_dir()) / name
     images, labels = _read(name, folder, split, download)
+    if len(labels) == 0:
+        raise DataError(f"{name} {split} in {folder} holds no images")
     num_classes = _INFO[name]["num_classes"]
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"{name} {split} in {folder}: labels range over "
@@ -106,4 +109,7 @@ def _ensure(name, folder, files, fetch):
             f"and place {'it' if len(missing) == 1 else 'them'} in {folder}{os.sep}")
     for f in missing:
         download_file(name, f, folder)
-    return [local(f) for f in files]
+    paths = [local(f) for f in files]
+    for path in paths:
+        verify_file(name, path)
+    return paths

@@ -6,8 +6,9 @@ checks the MD5, and only then renames it into place (os.replace is atomic),
 so a file under its final name is always complete and verified.
 """
 import hashlib
-import os
 import http.client
+import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -43,6 +44,8 @@ MD5 = {
 
 TIMEOUT = 60          # seconds without data before a mirror counts as dead
 CHUNK = 1 << 20
+# In each data set folder: file name -> [size, mtime_ns, MD5] of the files already verified.
+VERIFIED = ".minidl-verified.json"
 
 
 def cache_dir():
@@ -70,6 +73,7 @@ def download_file(dataset, filename, folder, show_progress=True):
     for url in urls(dataset, filename):
         try:
             _fetch(url, target, expected, show_progress)
+            _remember_verified(target, expected)
             return target
         except (OSError, http.client.HTTPException, DataError) as e:
             failures.append(f"  {url}: {e}")
@@ -98,3 +102,56 @@ def _fetch(url, target, expected_md5, show_progress):
             raise DataError(f"MD5 mismatch for {target.name}: expected {expected_md5}, "
                             f"got {actual}")
     atomic_write(target, write)
+
+
+def verify_file(dataset, path):
+    """Check a file under a published name against its published MD5; DataError if it differs.
+
+    Files already verified at their current size and modification time are
+    not read again (the record is kept in ``VERIFIED`` beside them), so the
+    check costs one pass over the file once, not at every load.  A file name
+    without a published MD5 (an unzipped copy, say) is not checked.
+    """
+    path = Path(path)
+    expected = MD5.get(dataset, {}).get(path.name)
+    if expected is None or _verified(path) == _record(path, expected):
+        return
+    md5 = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            md5.update(chunk)
+    if md5.hexdigest() != expected:
+        raise DataError(f"{path}: MD5 {md5.hexdigest()} differs from the published {expected}; "
+                        f"the file is damaged or not the original: delete it and download it "
+                        f"again (--download)")
+    _remember_verified(path, expected)
+
+
+def _record(path, md5):
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, md5]
+
+
+def _verified(path):
+    """The verification record of ``path``, or None (no record, or an unreadable one)."""
+    try:
+        records = json.loads((path.parent / VERIFIED).read_text())
+        return records.get(path.name) if isinstance(records, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _remember_verified(path, md5):
+    """Record that ``path`` matched ``md5``; a folder we cannot write just means checking again."""
+    records_path = path.parent / VERIFIED
+    try:
+        records = json.loads(records_path.read_text())
+    except (OSError, ValueError):
+        records = {}
+    if not isinstance(records, dict):
+        records = {}
+    records[path.name] = _record(path, md5)
+    try:
+        atomic_write(records_path, lambda f: f.write(json.dumps(records).encode()))
+    except OSError:
+        pass

@@ -114,3 +114,44 @@ def test_bad_dataset_or_split(tmp_path):
     with pytest.raises(DataError, match=r"dataset must be 'cifar10' or 'cifar100' and split "
                                         r"'train' or 'test', got 'cifar10', 'valid'"):
         read_cifar(tmp_path, "cifar10", "valid")
+
+
+def test_every_flipped_byte_of_an_archive_is_an_error_or_the_same_data(tmp_path):
+    """A bit flip anywhere in a .tar.gz: a DataError, or (in gzip's unchecked header fields,
+    such as its time stamp) exactly the original data; never silently different pixels."""
+    archive, _ = make_cifar(tmp_path, "cifar10", n=1)
+    original = archive.read_bytes()
+    expected = read_cifar(archive, "cifar10", "test")
+    damaged_path = tmp_path / "damaged.tar.gz"
+    # Every byte of gzip's header and trailer (CRC-32, length), a stride through the
+    # compressed stream between them: each read costs a few milliseconds.
+    offsets = [o for o in range(len(original)) if o < 64 or o >= len(original) - 8 or o % 53 == 0]
+    outcomes = set()
+    for offset in offsets:
+        damaged = bytearray(original)
+        damaged[offset] ^= 0x10
+        damaged_path.write_bytes(bytes(damaged))
+        try:
+            images, labels = read_cifar(damaged_path, "cifar10", "test")
+        except DataError:
+            outcomes.add("error")
+            continue
+        np.testing.assert_array_equal(images, expected[0])
+        np.testing.assert_array_equal(labels, expected[1])
+        outcomes.add("same")
+    assert outcomes == {"error", "same"}
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([1.7, 2.0, 3.0], r"label 1\.7 at index 0 is not an integer"),
+    ([b"a", b"b", b"c"], r"labels must be a list of integers"),
+    ([-1, 2, 3], r"label -1 at index 0 is below 0"),
+])
+def test_cifar_labels_must_be_integers(tmp_path, labels, message):
+    data = np.zeros((3, 3072), np.uint8)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = {b"data": data, b"labels": labels}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch))
+    with pytest.raises(DataError, match=rf"test_batch: {message}"):
+        read_cifar(folder, "cifar10", "test")

@@ -101,3 +101,9 @@ def test_data_layer_imports_nothing_above_numpy():
             else:
                 continue
             assert roots <= allowed | set(sys.stdlib_module_names), (path, roots)
+
+
+def test_a_split_without_images_is_an_error_at_load(tmp_path, make_mnist):
+    make_mnist(tmp_path / "mnist", n=0)
+    with pytest.raises(DataError, match=r"mnist test in .*mnist holds no images"):
+        load("mnist", root=tmp_path, split="test")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from minidl.data import DataError, cache_dir, download_file, load
-from minidl.data.download import MD5, MIRRORS
+from minidl.data.download import MD5, MIRRORS, VERIFIED, verify_file
 
 MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
@@ -69,7 +69,8 @@ def test_download_verify_and_load(server, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(images[:, 0] * 255, arrays["test"][0], atol=1e-4)
     np.testing.assert_array_equal(labels, arrays["test"][1])
     folder = tmp_path / "cache" / "mnist"
-    assert sorted(p.name for p in folder.iterdir()) == sorted(MNIST_FILES[2:])
+    # the two files, and the record that they were verified (no temporary file left)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(MNIST_FILES[2:] + [VERIFIED])
     assert "t10k-images-idx3-ubyte.gz" in capsys.readouterr().err  # the progress bar
     # a second load reads the cached files without asking the server again
     count = len(requested)
@@ -173,3 +174,51 @@ def test_tables_agree():
     for files in MD5.values():
         for md5 in files.values():
             assert len(md5) == 32 and int(md5, 16) >= 0
+
+
+def _published(monkeypatch, folder, names):
+    """Make the current contents of ``names`` in ``folder`` the "published" MNIST files."""
+    monkeypatch.setitem(MD5, "mnist", {
+        name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in names})
+
+
+def test_a_damaged_local_file_is_refused_at_load(tmp_path, monkeypatch, make_mnist):
+    folder = tmp_path / "mnist"
+    make_mnist(folder, n=5)
+    _published(monkeypatch, folder, MNIST_FILES)
+    load("mnist", root=tmp_path, split="test")
+    damaged = folder / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(damaged.read_bytes())
+    data[-9] ^= 1                       # one bit in the compressed labels
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: MD5 \w+ differs from the "
+                                        r"published \w+; the file is damaged"):
+        load("mnist", root=tmp_path, split="test")
+
+
+def test_verification_is_remembered_by_size_and_mtime(tmp_path, monkeypatch, make_mnist):
+    folder = tmp_path / "mnist"
+    make_mnist(folder, n=5)
+    _published(monkeypatch, folder, MNIST_FILES)
+    target = folder / MNIST_FILES[0]
+    reads = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        if str(path) == str(target):
+            reads.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    verify_file("mnist", target)
+    verify_file("mnist", target)          # remembered: the file is not hashed again
+    assert len(reads) == 1
+    os.utime(target, ns=(0, 0))           # another version of the file: checked again
+    verify_file("mnist", target)
+    assert len(reads) == 2
+
+
+def test_names_without_a_published_md5_are_not_checked(tmp_path):
+    (tmp_path / "mine.gz").write_bytes(b"anything")
+    verify_file("mnist", tmp_path / "mine.gz")          # no DataError, nothing recorded
+    assert not (tmp_path / VERIFIED).exists()
