@@ -11,7 +11,11 @@ from . import backend
 from .autograd import Tensor, tensor
 from .functional._axes import sizes_argument
 
-__all__ = ["zeros", "ones", "zeros_like", "ones_like", "randn", "arange"]
+__all__ = ["zeros", "ones", "zeros_like", "ones_like", "randn", "arange", "float32", "float64",
+           "int64"]
+
+# PyTorch's dtype names, for ``dtype=minidl.float64`` and ``model.to(dtype=minidl.float64)``.
+float32, float64, int64 = numpy.dtype("float32"), numpy.dtype("float64"), numpy.dtype("int64")
 
 
 def _device(device):

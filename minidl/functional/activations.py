@@ -107,9 +107,9 @@ def _last_or(op, x, dim, axis):
 
 
 def softmax(x, dim=None, *, axis=None):
-    """exp(x) normalized to sum to 1 along ``dim`` (default: the last axis; see :class:`Softmax`).
+    """exp(x) normalized to sum to 1 along ``dim`` (default: the last axis).
 
-    Floating point only.
+    See :class:`Softmax`; floating point only.
     """
     check_tensor("softmax", "x", x)
     return Softmax.apply(x, _last_or("softmax", x, dim, axis))
