@@ -33,6 +33,26 @@ def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
+def _float(self):
+    """``self.to(dtype="float32")``."""
+    return to(self, dtype="float32")
+
+
+def _double(self):
+    """``self.to(dtype="float64")``."""
+    return to(self, dtype="float64")
+
+
+def _cpu(self):
+    """``self.to("cpu")``: the tensor in host memory (itself when it is there already)."""
+    return to(self, device="cpu")
+
+
+def _cuda(self, device="cuda"):
+    """``self.to(device)``, by default the first GPU."""
+    return to(self, device=device)
+
+
 def _install_tensor_methods():
     methods = {
         "__add__": add, "__radd__": _reflected(add),
@@ -57,10 +77,8 @@ def _install_tensor_methods():
     Tensor.mT = property(lambda self: transpose(self, -2, -1),
                          doc="The last two axes swapped (a batch of matrices transposed).")
     Tensor.__hash__ = object.__hash__     # == is elementwise, identity stays the hash
-    Tensor.float = lambda self: to(self, dtype="float32")
-    Tensor.double = lambda self: to(self, dtype="float64")
-    Tensor.cpu = lambda self: to(self, device="cpu")
-    Tensor.cuda = lambda self, device="cuda": to(self, device=device)
+    Tensor.float, Tensor.double = _float, _double
+    Tensor.cpu, Tensor.cuda = _cpu, _cuda
 
 
 _install_tensor_methods()
