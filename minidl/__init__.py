@@ -3,10 +3,17 @@ from . import backend
 from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
 from . import functional
 from .backend import manual_seed
+from .creation import (arange, float32, float64, int64, ones, ones_like, randn, zeros,
+                       zeros_like)
+from .functional import cat, stack
 from .gradcheck import GradcheckError, gradcheck
 from . import data, nn, optim, models  # noqa: E402  (each needs the layers above)
+from . import interop  # noqa: E402  (imports torch only when its functions run)
+from .checkpoint import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "manual_seed",
-           "gradcheck", "GradcheckError", "backend", "functional", "nn", "optim", "data",
-           "models", "__version__"]
+           "zeros", "ones", "zeros_like", "ones_like", "randn", "arange", "float32", "float64",
+           "int64", "cat", "stack",
+           "save", "load", "gradcheck", "GradcheckError", "backend", "functional", "nn",
+           "optim", "data", "models", "interop", "__version__"]

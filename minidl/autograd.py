@@ -109,9 +109,24 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
     device = property(lambda self: backend.device_of(self.data))
     is_leaf = property(lambda self: self.creator is None)
+
+    def size(self, dim=None):
+        """The shape (a tuple, PyTorch's ``x.size()``), or the length of axis ``dim``.
+
+        The element count is :meth:`numel` (NumPy's ``size`` attribute is not a
+        method; here ``size`` has PyTorch's meaning).
+        """
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self):
+        """The number of axes, ``ndim``."""
+        return self.data.ndim
+
+    def numel(self):
+        """The number of elements."""
+        return int(self.data.size)
 
     def __len__(self):
         return len(self.data)
@@ -131,7 +146,7 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number."""
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.numpy().reshape(()).item()
 
@@ -164,7 +179,7 @@ class Tensor:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "of the computation had requires_grad=True")
         if grad is None:
-            if self.size != 1:
+            if self.numel() != 1:
                 raise RuntimeError(f"backward() without a gradient needs a scalar (one-element) "
                                    f"tensor, but this tensor has shape {self.shape}; pass "
                                    f"grad= with that shape")

@@ -21,7 +21,7 @@ __all__ = [
     "Device", "device", "get_array_module", "device_of", "to_device", "to_numpy",
     "gpu_available", "gpu_unavailable_reason", "get_default_device",
     "set_default_device", "set_gpu_module", "on_device", "device_context", "synchronize", "manual_seed",
-    "host_rng", "random_uniform",
+    "host_rng", "random_uniform", "random_normal",
 ]
 
 _GPU_EXTRA_HINT = ('install a CuPy build for your CUDA version: pip install "minidl[gpu]" '
@@ -239,6 +239,14 @@ def host_rng():
     return _host_rng
 
 
+def _device_rng(gpu, index):
+    """The generator of GPU ``index``, seeded from the host generator on first use."""
+    rng = _device_rngs.get(index)
+    if rng is None:
+        rng = _device_rngs[index] = gpu.random.RandomState(int(_host_rng.integers(2**31)))
+    return rng
+
+
 def random_uniform(shape, dtype, spec):
     """Uniform [0, 1) samples of ``dtype`` made directly on device ``spec``.
 
@@ -249,8 +257,18 @@ def random_uniform(shape, dtype, spec):
     if dev.type == "cpu":
         return _host_rng.random(shape, dtype=numpy.dtype(dtype))
     gpu = _require_gpu(dev.index)
-    rng = _device_rngs.get(dev.index)
     with gpu.cuda.Device(dev.index):
-        if rng is None:
-            rng = _device_rngs[dev.index] = gpu.random.RandomState(int(_host_rng.integers(2**31)))
-        return rng.random_sample(shape, dtype=dtype)
+        return _device_rng(gpu, dev.index).random_sample(shape, dtype=dtype)
+
+
+def random_normal(shape, dtype, spec):
+    """Standard normal samples of floating ``dtype`` made directly on device ``spec``.
+
+    Seeded as :func:`random_uniform`.
+    """
+    dev = device(spec)
+    if dev.type == "cpu":
+        return _host_rng.standard_normal(shape, dtype=numpy.dtype(dtype))
+    gpu = _require_gpu(dev.index)
+    with gpu.cuda.Device(dev.index):
+        return _device_rng(gpu, dev.index).standard_normal(shape, dtype=dtype)

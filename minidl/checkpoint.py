@@ -14,6 +14,10 @@ temporary file behind.
 
     save_checkpoint("run/checkpoint.npz", {"model": model.state_dict(), "epoch": 3})
     state = load_checkpoint("run/checkpoint.npz")
+
+``minidl.save(obj, path)`` and ``minidl.load(path)`` are the same with
+PyTorch's names and argument order: ``mdl.save(model.state_dict(), "w.npz")``,
+``model.load_state_dict(mdl.load("w.npz"))``.
 """
 import json
 import os
@@ -21,9 +25,10 @@ import zipfile
 
 import numpy
 
+from .autograd import Tensor
 from .fileio import atomic_write
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "save", "load"]
 
 FORMAT = "minidl-checkpoint"
 VERSION = 1
@@ -40,10 +45,12 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, state):
     """Write ``state`` to ``path`` atomically.
 
-    ``state`` is nested dicts, lists and tuples of numbers, strings, None and
-    NumPy arrays.  Dict keys may be strings or ints (optimizer state is keyed
-    by parameter index).  Only host NumPy arrays are stored: device arrays must
-    be copied to the host first (``state_dict()`` methods already do).
+    ``state`` is nested dicts, lists and tuples of numbers, strings, None,
+    NumPy arrays and Tensors.  Dict keys may be strings or ints (optimizer
+    state is keyed by parameter index).  A Tensor is stored as its data (a
+    host NumPy array; it loads as one).  Other arrays must be host NumPy
+    arrays: copy device arrays to the host first (``state_dict()`` methods
+    already do).
     """
     arrays = {}
     header = {"format": FORMAT, "version": VERSION, "state": _encode(state, arrays, "state")}
@@ -82,8 +89,24 @@ def load_checkpoint(path):
     return _decode(header["state"], arrays, path)
 
 
+def save(obj, path):
+    """``save_checkpoint(path, obj)`` with ``torch.save``'s argument order.
+
+    For state dicts and nested dicts/lists of arrays, Tensors and numbers;
+    never pickled, written atomically.
+    """
+    save_checkpoint(path, obj)
+
+
+def load(path):
+    """``load_checkpoint(path)``: what :func:`save` wrote, Tensors coming back as NumPy arrays."""
+    return load_checkpoint(path)
+
+
 def _encode(value, arrays, where):
     """JSON-ready form of ``value``; arrays go to ``arrays`` under fresh names."""
+    if isinstance(value, Tensor):
+        value = value.numpy()
     if isinstance(value, numpy.ndarray):
         if value.dtype.hasobject:
             raise TypeError(f"save_checkpoint: {where} is an object array, which cannot be "

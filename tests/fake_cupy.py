@@ -229,6 +229,9 @@ class _RandomState:
     def random_sample(self, size=None, dtype=float):
         return DeviceArray(self._rng.random(size, dtype=numpy.dtype(dtype)), _current[0])
 
+    def standard_normal(self, size=None, dtype=float):
+        return DeviceArray(self._rng.standard_normal(size, dtype=numpy.dtype(dtype)), _current[0])
+
 
 class _Device:
     """``cuda.Device(i)``: a context that makes ``i`` the current device."""

@@ -37,9 +37,15 @@ RULES = {
     "max": (lambda x: F.max(x, axis=(2, 3)), KEEP, KEEP),
     "argmax": (lambda x: F.argmax(x, axis=1), "int64", "int64"),
     "reshape": (lambda x: F.reshape(x, -1), KEEP, KEEP),
-    "transpose": (lambda x: F.transpose(x), KEEP, KEEP),
+    "flatten": (lambda x: F.flatten(x, 1), KEEP, KEEP),
+    "squeeze": (lambda x: F.squeeze(x[:1]), KEEP, KEEP),
+    "unsqueeze": (lambda x: F.unsqueeze(x, -1), KEEP, KEEP),
+    "permute": (lambda x: F.permute(x, 3, 1, 2, 0), KEEP, KEEP),
+    "transpose": (lambda x: F.transpose(x, 0, 1), KEEP, KEEP),
+    "clone": (lambda x: F.clone(x), KEEP, KEEP),
     "getitem": (lambda x: F.getitem(x, (0, slice(1, 3))), KEEP, KEEP),
     "concatenate": (lambda x: F.concatenate([x, x], axis=1), KEEP, KEEP),
+    "cat": (lambda x: F.cat([x, x], dim=1), KEEP, KEEP),
     "stack": (lambda x: F.stack([x, x]), KEEP, KEEP),
     "to": (lambda x: F.to(x, dtype="float32"), "float32", "float32"),
     "lt": (lambda x: F.lt(x, x), "bool", "bool"),
@@ -65,6 +71,10 @@ RULES = {
                                                 minidl.tensor(numpy.zeros(8, int),
                                                               device=x.device)),
                       REFUSE, REFUSE),
+    "nll_loss": (lambda x: F.nll_loss(F.reshape(x, 8, -1),
+                                      minidl.tensor(numpy.zeros(8, int), device=x.device)),
+                 REFUSE, REFUSE),
+    "mse_loss": (lambda x: F.mse_loss(x, x), REFUSE, REFUSE),
 }
 
 

@@ -6,9 +6,11 @@ import numpy
 import pytest
 from helpers import host, leaf
 
+import minidl
 import minidl.functional as F
 
 torch = pytest.importorskip("torch")
+LABELS = [4, 0, 2]
 
 CASES = {
     "add": (lambda a, b: a + b, lambda a, b: a + b, [(2, 3), (3,)]),
@@ -30,7 +32,33 @@ CASES = {
     "mean": (lambda a: a.mean(axis=1), lambda a: a.mean(dim=1), [(2, 3, 4)]),
     "max": (lambda a: a.max(axis=1), lambda a: a.max(dim=1).values, [(2, 5)]),
     "reshape": (lambda a: a.reshape(3, -1), lambda a: a.reshape(3, -1), [(2, 3, 2)]),
-    "transpose": (lambda a: a.transpose(2, 0, 1), lambda a: a.permute(2, 0, 1), [(2, 3, 4)]),
+    "permute": (lambda a: a.permute(2, 0, 1), lambda a: a.permute(2, 0, 1), [(2, 3, 4)]),
+    "transpose": (lambda a: a.transpose(0, 2), lambda a: a.transpose(0, 2), [(2, 3, 4, 5)]),
+    "flatten": (lambda a: a.flatten(1, 2), lambda a: a.flatten(1, 2), [(2, 3, 4, 5)]),
+    "squeeze": (lambda a: a.squeeze((0, 2)), lambda a: a.squeeze((0, 2)), [(1, 3, 1, 2)]),
+    "unsqueeze": (lambda a: a.unsqueeze(-2), lambda a: a.unsqueeze(-2), [(2, 3)]),
+    "view": (lambda a: a.view(-1, 2), lambda a: a.view(-1, 2), [(2, 3, 2)]),
+    "clone": (lambda a: a.clone() * a, lambda a: a.clone() * a, [(2, 3)]),
+    "mT": (lambda a: a.mT, lambda a: a.mT, [(2, 3, 4)]),
+    "sum_dim": (lambda a: a.sum(dim=(0, 2), keepdim=True),
+                lambda a: a.sum(dim=(0, 2), keepdim=True), [(2, 3, 4)]),
+    "mean_dim": (lambda a: a.mean(-1), lambda a: a.mean(-1), [(2, 3, 4)]),
+    "max_dim": (lambda a: a.max(dim=1, keepdim=True).values,
+                lambda a: a.max(dim=1, keepdim=True).values, [(2, 5, 3)]),
+    "max_all": (lambda a: a.max(), lambda a: a.max(), [(2, 5)]),
+    "softmax_dim": (lambda a: a.softmax(dim=0), lambda a: a.softmax(dim=0), [(3, 5)]),
+    "log_softmax_dim": (lambda a: F.log_softmax(a, dim=1),
+                        lambda a: torch.log_softmax(a, dim=1), [(3, 5)]),
+    "cat": (lambda a, b: minidl.cat([a, b], dim=-1), lambda a, b: torch.cat([a, b], dim=-1),
+            [(2, 3), (2, 1)]),
+    "stack_dim": (lambda a, b: minidl.stack([a, b], dim=2),
+                  lambda a, b: torch.stack([a, b], dim=2), [(2, 3), (2, 3)]),
+    "nll_loss": (lambda a: F.nll_loss(F.log_softmax(a, dim=1),
+                                      minidl.tensor(LABELS, device=a.device)),
+                 lambda a: torch.nn.functional.nll_loss(torch.log_softmax(a, dim=1),
+                                                        torch.tensor(LABELS)),
+                 [(3, 5)]),
+    "mse_loss": (lambda a, b: F.mse_loss(a, b), torch.nn.functional.mse_loss, [(2, 3), (2, 3)]),
     "getitem": (lambda a: a[1:, [0, 2, 2]], lambda a: a[1:, [0, 2, 2]], [(3, 4)]),
     "concatenate": (lambda a, b: F.concatenate([a, b], axis=1),
                     lambda a, b: torch.cat([a, b], dim=1), [(2, 3), (2, 1)]),

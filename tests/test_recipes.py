@@ -151,7 +151,7 @@ def test_a_restored_run_predicts_exactly_what_the_trained_model_did(trained):
     assert not model.training
     x, _ = recipes.load_data("digits", "test", limit=64,
                              preprocessing=recipes.restore_preprocessing(state))
-    numpy.testing.assert_array_equal(x, trainer.test_loader.dataset[0])
+    numpy.testing.assert_array_equal(x, trainer.test_loader.dataset.tensors[0])
     trainer.model.eval()
     with minidl.no_grad():
         numpy.testing.assert_array_equal(model(minidl.tensor(x)).data,

@@ -19,10 +19,10 @@ PACKAGE = os.path.join(ROOT, "minidl")
 LAYERS = [
     {"backend"},
     {"autograd"},
-    {"functional", "gradcheck"},
+    {"functional", "gradcheck", "creation"},
     {"nn"},
     {"models", "optim", "data", "progress", "fileio", "checkpoint", "diagnostics", "plots",
-     "tables"},
+     "tables", "interop"},
     {"recipes", "train"},
     {"cli", "__main__"},
 ]

@@ -13,21 +13,24 @@ import threading
 import numpy as np
 
 from .errors import DataError
+from .tensor_dataset import TensorDataset
 
 
 class DataLoader:
-    """Iterate over `dataset` in batches of `batch_size`, yielding `(x, y)` NumPy arrays.
+    """Iterate over `dataset` in batches of `batch_size`, yielding `(x, y)` batches.
 
     dataset: a tuple `(images, labels)` of arrays with the same first
-        dimension, or any object with `__len__` whose `__getitem__` takes an
-        index array and returns `(x, y)`.
+        dimension (kept as a `TensorDataset`, so `len(loader.dataset)` is the
+        number of samples, as in PyTorch), or any object with `__len__` whose
+        `__getitem__` takes an index array and returns a batch `(x, y, ...)`
+        (a `TensorDataset` of minidl Tensors gives batches of Tensors).
     shuffle: a new permutation each epoch, drawn from the loader's generator
         (seeded by `seed`; None seeds from the OS).
     drop_last: drop the last batch when it is smaller than `batch_size`.
     prefetch: prepare that many batches ahead in a background thread
         (0: none). The batches are identical to those without prefetching.
-    transform: called as `transform(x, rng=rng)` on each batch, with a
-        generator that is seeded per epoch from the loader's.
+    transform: called as `transform(x, rng=rng)` on the first item of each
+        batch, with a generator that is seeded per epoch from the loader's.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=None,
@@ -36,6 +39,7 @@ class DataLoader:
             if len(dataset) != 2 or len(dataset[0]) != len(dataset[1]):
                 raise DataError("dataset must be a tuple (images, labels) of equal length, got "
                                 f"lengths {[len(a) for a in dataset]}")
+            dataset = TensorDataset(*dataset)
         elif not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise DataError(f"dataset must be (images, labels) or have __len__ and "
                             f"__getitem__, got {type(dataset).__name__}")
@@ -52,7 +56,7 @@ class DataLoader:
 
     def num_samples(self):
         """The number of samples in the data set."""
-        return len(self.dataset[0]) if isinstance(self.dataset, tuple) else len(self.dataset)
+        return len(self.dataset)
 
     def __len__(self):
         """The number of batches in one epoch."""
@@ -71,14 +75,10 @@ class DataLoader:
 
     def _batches(self, order, rng):
         for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size]
-            if isinstance(self.dataset, tuple):
-                x, y = self.dataset[0][index], self.dataset[1][index]
-            else:
-                x, y = self.dataset[index]
+            batch = self.dataset[order[start:start + self.batch_size]]
             if self.transform is not None:
-                x = self.transform(x, rng=rng)
-            yield x, y
+                batch = (self.transform(batch[0], rng=rng), *batch[1:])
+            yield batch
 
     def state_dict(self):
         """The generator's state, to save with a checkpoint."""

@@ -3,7 +3,7 @@ import numpy
 
 from ._checks import is_integer
 
-__all__ = ["normalize_axes", "inverse_permutation"]
+__all__ = ["normalize_axes", "inverse_permutation", "numpy_alias", "sizes_argument"]
 
 
 def normalize_axes(axis, ndim, op):
@@ -26,3 +26,22 @@ def normalize_axes(axis, ndim, op):
 def inverse_permutation(permutation):
     """The permutation that undoes ``permutation`` (a tuple, as device arrays need)."""
     return tuple(int(i) for i in numpy.argsort(permutation))
+
+
+def numpy_alias(op, name, value, alias, alias_value):
+    """PyTorch's keyword ``name`` or NumPy's ``alias`` for it (``dim``/``axis``), not both.
+
+    Both default to None; the one given wins.  Passing both is a TypeError,
+    since which one was meant cannot be guessed.
+    """
+    if alias_value is None:
+        return value
+    if value is not None:
+        raise TypeError(f"{op}: got both {name}={value!r} and its NumPy alias "
+                        f"{alias}={alias_value!r}; pass only one")
+    return alias_value
+
+
+def sizes_argument(args):
+    """The sizes of ``f(2, 3)`` or ``f((2, 3))`` (reshape, permute, zeros) as one tuple."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args

@@ -6,7 +6,7 @@ relu keeps an integer tensor's dtype (max(x, 0) of an integer is an integer).
 """
 from .. import backend
 from ..autograd import Function
-from ._axes import normalize_axes
+from ._axes import normalize_axes, numpy_alias
 from ._checks import check_tensor
 
 __all__ = ["tanh", "sigmoid", "relu", "softmax", "log_softmax"]
@@ -99,15 +99,26 @@ def relu(x):
     return ReLU.apply(check_tensor("relu", "x", x, floating=False))
 
 
-def softmax(x, axis=-1):
-    """exp(x) normalized to sum to 1 along ``axis`` (see :class:`Softmax`); floating point only."""
+def _last_or(op, x, dim, axis):
+    """The one axis of ``dim`` (or its alias ``axis``), the last axis when neither is given."""
+    dim = numpy_alias(op, "dim", dim, "axis", axis)
+    (dim,) = normalize_axes(-1 if dim is None else dim, x.ndim, op)
+    return dim
+
+
+def softmax(x, dim=None, *, axis=None):
+    """exp(x) normalized to sum to 1 along ``dim`` (default: the last axis).
+
+    See :class:`Softmax`; floating point only.
+    """
     check_tensor("softmax", "x", x)
-    (axis,) = normalize_axes(axis, x.ndim, "softmax")
-    return Softmax.apply(x, axis)
+    return Softmax.apply(x, _last_or("softmax", x, dim, axis))
 
 
-def log_softmax(x, axis=-1):
-    """log(softmax(x)) along ``axis``, computed stably (see :class:`LogSoftmax`)."""
+def log_softmax(x, dim=None, *, axis=None):
+    """log(softmax(x)) along ``dim`` (default: the last axis), computed stably.
+
+    See :class:`LogSoftmax`; floating point only.
+    """
     check_tensor("log_softmax", "x", x)
-    (axis,) = normalize_axes(axis, x.ndim, "log_softmax")
-    return LogSoftmax.apply(x, axis)
+    return LogSoftmax.apply(x, _last_or("log_softmax", x, dim, axis))

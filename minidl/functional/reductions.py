@@ -1,17 +1,23 @@
 """Reductions over axes: sum, mean, max (differentiable) and argmax (not).
 
-``axis`` is None (all axes), an int or a tuple; ``keepdims`` keeps the
-reduced axes with size 1.  Every backward broadcasts the output gradient
-back over the reduced axes.
+``dim`` is None (all axes), an int or a tuple; ``keepdim`` keeps the
+reduced axes with size 1 (PyTorch's names; NumPy's ``axis=`` and
+``keepdims=`` are accepted as aliases).  Every backward broadcasts the
+output gradient back over the reduced axes.
 """
+import collections
+
 import numpy
 
 from .. import backend
 from ..autograd import Function, Tensor
-from ._axes import inverse_permutation, normalize_axes
+from ._axes import inverse_permutation, normalize_axes, numpy_alias
 from ._checks import check_flag, check_tensor
 
-__all__ = ["sum", "mean", "max", "argmax"]
+__all__ = ["sum", "mean", "max", "argmax", "MaxResult"]
+
+MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+MaxResult.__doc__ = "What ``max(x, dim)`` returns, as PyTorch does: ``(values, indices)``."
 
 
 def _expand_reduced(g, x_shape, axes):
@@ -68,35 +74,61 @@ class Max(Function):
         return _expand_reduced(gy, self.x_shape, self.axes) * self.mask
 
 
-def _reduction_args(op, x, axis, keepdims, floating):
-    check_tensor(op, "x", x, floating=floating, boolean=not floating)
-    return normalize_axes(axis, x.ndim, op), check_flag(op, "keepdims", keepdims)
+def _keepdim(op, keepdim, keepdims):
+    """The keepdim flag (default False) from either spelling."""
+    keepdim = numpy_alias(op, "keepdim", keepdim, "keepdims", keepdims)
+    return False if keepdim is None else check_flag(op, "keepdim", keepdim)
 
 
-def sum(x, axis=None, keepdims=False):
-    """Sum over ``axis`` (see :class:`Sum`); a boolean tensor sums to int64, as in NumPy."""
-    return Sum.apply(x, *_reduction_args("sum", x, axis, keepdims, floating=False))
+def _dims(op, x, dim, keepdim, axis, keepdims):
+    """The reduced axes (a sorted tuple) and the keepdim flag, from either spelling."""
+    dim = numpy_alias(op, "dim", dim, "axis", axis)
+    return normalize_axes(dim, x.ndim, op), _keepdim(op, keepdim, keepdims)
 
 
-def mean(x, axis=None, keepdims=False):
-    """Mean over ``axis`` (see :class:`Mean`); floating point only."""
-    return Mean.apply(x, *_reduction_args("mean", x, axis, keepdims, floating=True))
+def sum(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
+    """Sum over ``dim`` (see :class:`Sum`); a boolean tensor sums to int64, as in NumPy.
+
+    ``keepdim`` (default False) keeps the summed axes with size 1.
+    """
+    check_tensor("sum", "x", x, floating=False, boolean=True)
+    return Sum.apply(x, *_dims("sum", x, dim, keepdim, axis, keepdims))
 
 
-def max(x, axis=None, keepdims=False):
-    """Maximum over ``axis`` (see :class:`Max`); the gradient goes to the first maximum."""
-    axes, keepdims = _reduction_args("max", x, axis, keepdims, floating=False)
+def mean(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
+    """Mean over ``dim`` (see :class:`Mean`); floating point only."""
+    check_tensor("mean", "x", x)
+    return Mean.apply(x, *_dims("mean", x, dim, keepdim, axis, keepdims))
+
+
+def max(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
+    """Maximum (see :class:`Max`); the gradient goes to the first maximum.
+
+    PyTorch's meaning: ``max(x)`` is the maximum of all elements, and
+    ``max(x, dim)`` (one int) returns a :class:`MaxResult` ``(values, indices)``.
+    NumPy's ``max(x, axis=...)`` (an int or a tuple) returns the values only.
+    """
+    check_tensor("max", "x", x, floating=False, boolean=True)
+    axes, keepdim = _dims("max", x, dim, keepdim, axis, keepdims)
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max: cannot reduce an empty axis of a tensor with shape {x.shape}")
-    return Max.apply(x, axes, keepdims)
+    values = Max.apply(x, axes, keepdim)
+    if dim is None:
+        return values
+    if len(axes) != 1:
+        raise TypeError(f"max: dim must be one int, got {dim!r} (max(x, dim) returns values "
+                        f"and indices along one axis; use axis= to reduce several)")
+    return MaxResult(values, argmax(x, axes[0], keepdim))
 
 
-def argmax(x, axis=None):
-    """Index of the (first) maximum along ``axis`` (flattened when None), as an int64 tensor.
+def argmax(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
+    """Index of the (first) maximum along ``dim`` (flattened when None), as an int64 tensor.
 
     Not differentiable: an index has no gradient.
     """
     check_tensor("argmax", "x", x, floating=False, boolean=True)
-    if axis is not None:
-        (axis,) = normalize_axes(axis, x.ndim, "argmax")
-    return Tensor(x.data.argmax(axis=axis).astype("int64", copy=False))
+    dim = numpy_alias("argmax", "dim", dim, "axis", axis)
+    keepdim = _keepdim("argmax", keepdim, keepdims)
+    if dim is not None:
+        (dim,) = normalize_axes(dim, x.ndim, "argmax")
+    return Tensor(x.data.argmax(axis=dim, keepdims=keepdim).astype("int64", copy=False))

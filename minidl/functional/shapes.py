@@ -1,17 +1,22 @@
-"""Shape operations: reshape, transpose, indexing, concatenate, stack, and moving/casting.
+"""Shape operations: reshape, permute, transpose, indexing, joining, copying, moving/casting.
 
 None of them computes anything: each backward puts the output gradient back
 where the input's elements came from (a reshape, the inverse permutation, a
-scatter into zeros, a split) or casts/moves it back.
+scatter into zeros, a split) or casts/moves it back.  ``flatten``,
+``squeeze`` and ``unsqueeze`` are reshapes, ``transpose`` is a permutation.
+Axis arguments use PyTorch's names (``dim``); ``transpose(x, d0, d1)``
+swaps two axes as in PyTorch, ``permute`` takes a full permutation (what
+NumPy's ``transpose`` does).
 """
 import numpy
 
 from .. import backend
 from ..autograd import Function, Tensor
-from ._axes import inverse_permutation, normalize_axes
-from ._checks import check_tensor
+from ._axes import inverse_permutation, normalize_axes, numpy_alias, sizes_argument
+from ._checks import check_number, check_tensor
 
-__all__ = ["reshape", "transpose", "getitem", "concatenate", "stack", "to"]
+__all__ = ["reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose", "getitem",
+           "concatenate", "cat", "stack", "clone", "to"]
 
 
 class Reshape(Function):
@@ -37,26 +42,90 @@ class Transpose(Function):
 
 
 def reshape(x, *shape):
-    """``x.reshape(2, -1)`` or ``x.reshape((2, -1))`` (see :class:`Reshape`); sizes must agree."""
+    """``x.reshape(2, -1)`` or ``x.reshape((2, -1))`` (see :class:`Reshape`); sizes must agree.
+
+    One size may be -1: it is inferred from the others.  ``Tensor.view`` is
+    the same operation (the result may or may not share ``x``'s memory).
+    """
     check_tensor("reshape", "x", x, floating=False, boolean=True)
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    shape = sizes_argument(shape)
     known = int(numpy.prod([n for n in shape if n != -1]))
-    if shape.count(-1) > 1 or (-1 not in shape and known != x.size) or \
-            (-1 in shape and (known == 0 or x.size % known)):
+    size = x.numel()
+    if shape.count(-1) > 1 or (-1 not in shape and known != size) or \
+            (-1 in shape and (known == 0 or size % known)):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
-                         f"({x.size} elements) into shape {shape}")
+                         f"({size} elements) into shape {shape}")
     return Reshape.apply(x, shape)
 
 
-def transpose(x, *axes):
-    """Reverse the axes, or permute them: ``x.transpose(0, 2, 1)`` (see :class:`Transpose`)."""
-    check_tensor("transpose", "x", x, floating=False, boolean=True)
-    axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-    axes = axes or tuple(reversed(range(x.ndim)))
-    if sorted(a % x.ndim for a in axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes "
+def _one_axis(op, name, dim, ndim):
+    """``dim`` (an int in [-ndim, ndim)) as a non-negative axis."""
+    (axis,) = normalize_axes(check_number(op, name, dim, integer=True), ndim, op)
+    return axis
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Join the axes ``start_dim`` to ``end_dim`` (inclusive) into one (a :class:`Reshape`).
+
+    ``flatten(x)`` is 1-D; ``flatten(x, 1)`` takes (N, C, H, W) to (N, C*H*W).
+    A 0-D tensor becomes 1-D, as in PyTorch.
+    """
+    check_tensor("flatten", "x", x, floating=False, boolean=True)
+    if x.ndim == 0:
+        return Reshape.apply(x, (1,))
+    start = _one_axis("flatten", "start_dim", start_dim, x.ndim)
+    end = _one_axis("flatten", "end_dim", end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                         f"tensor with shape {x.shape}")
+    joined = int(numpy.prod(x.shape[start:end + 1]))
+    return Reshape.apply(x, x.shape[:start] + (joined,) + x.shape[end + 1:])
+
+
+def squeeze(x, dim=None):
+    """Drop the axes of size 1 (all of them, or those among ``dim``, an int or a tuple).
+
+    As in PyTorch, a named axis whose size is not 1 is kept, not an error.
+    A :class:`Reshape`.
+    """
+    check_tensor("squeeze", "x", x, floating=False, boolean=True)
+    axes = normalize_axes(dim, x.ndim, "squeeze")
+    return Reshape.apply(x, tuple(n for i, n in enumerate(x.shape) if n != 1 or i not in axes))
+
+
+def unsqueeze(x, dim):
+    """Insert an axis of size 1 at position ``dim``, in [-ndim - 1, ndim] (a :class:`Reshape`)."""
+    check_tensor("unsqueeze", "x", x, floating=False, boolean=True)
+    axis = _one_axis("unsqueeze", "dim", dim, x.ndim + 1)
+    return Reshape.apply(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def permute(x, *dims):
+    """Reorder the axes: ``x.permute(0, 2, 1)`` or ``x.permute((0, 2, 1))`` (:class:`Transpose`).
+
+    ``dims`` must name every axis once (negative axes count from the end).
+    This is what NumPy's ``transpose(axes)`` does.
+    """
+    check_tensor("permute", "x", x, floating=False, boolean=True)
+    dims = sizes_argument(dims)
+    axes = tuple(_one_axis("permute", "dims", d, x.ndim) for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} axes "
                          f"of a tensor with shape {x.shape}")
-    return Transpose.apply(x, tuple(a % x.ndim for a in axes))
+    return Transpose.apply(x, axes)
+
+
+def transpose(x, dim0, dim1):
+    """Swap axes ``dim0`` and ``dim1`` (PyTorch's meaning; :class:`Transpose`).
+
+    For a full permutation (NumPy's ``transpose(axes)``) use :func:`permute`.
+    """
+    check_tensor("transpose", "x", x, floating=False, boolean=True)
+    a = _one_axis("transpose", "dim0", dim0, x.ndim)
+    b = _one_axis("transpose", "dim1", dim1, x.ndim)
+    axes = list(range(x.ndim))
+    axes[a], axes[b] = b, a
+    return Transpose.apply(x, tuple(axes))
 
 
 def _is_basic_index(index):
@@ -150,20 +219,47 @@ def _check_joinable(op_name, tensors, axis=None):
                              f"shape {t.shape}{where}")
 
 
-def concatenate(tensors, axis=0):
-    """Join tensors along an existing ``axis`` (see :class:`Concatenate`); other axes must agree."""
+def concatenate(tensors, dim=None, *, axis=None):
+    """Join tensors along an existing axis ``dim`` (default 0; see :class:`Concatenate`).
+
+    The other axes must agree.  ``cat`` is the same function (PyTorch's name).
+    """
     tensors = _tensor_list("concatenate", tensors)
-    (axis,) = normalize_axes(axis, tensors[0].ndim, "concatenate")
-    _check_joinable("concatenate", tensors, axis)
-    return Concatenate.apply(*tensors, axis=axis)
+    dim = numpy_alias("concatenate", "dim", dim, "axis", axis)
+    (dim,) = normalize_axes(0 if dim is None else dim, tensors[0].ndim, "concatenate")
+    _check_joinable("concatenate", tensors, dim)
+    return Concatenate.apply(*tensors, axis=dim)
 
 
-def stack(tensors, axis=0):
-    """Join same-shaped tensors along a new ``axis`` (see :class:`Stack`)."""
+cat = concatenate
+
+
+def stack(tensors, dim=None, *, axis=None):
+    """Join same-shaped tensors along a new axis ``dim`` (default 0; see :class:`Stack`)."""
     tensors = _tensor_list("stack", tensors)
     _check_joinable("stack", tensors)
-    (axis,) = normalize_axes(axis, tensors[0].ndim + 1, "stack")
-    return Stack.apply(*tensors, axis=axis)
+    dim = numpy_alias("stack", "dim", dim, "axis", axis)
+    (dim,) = normalize_axes(0 if dim is None else dim, tensors[0].ndim + 1, "stack")
+    return Stack.apply(*tensors, axis=dim)
+
+
+class Clone(Function):
+    """y = a copy of x (new memory);  dx = dy."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(x):
+    """A copy of ``x`` with its own memory, still in the graph (see :class:`Clone`).
+
+    ``x.detach()`` shares the memory and leaves the graph; ``x.clone()`` copies
+    and stays differentiable; ``x.detach().clone()`` is a fresh leaf.
+    """
+    return Clone.apply(check_tensor("clone", "x", x, floating=False, boolean=True))
 
 
 class To(Function):

@@ -169,7 +169,7 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: needs a tensor with at least 2 dimensions, "
                          f"got shape {tensor.shape}")
-    rows, cols = tensor.shape[0], tensor.size // tensor.shape[0]
+    rows, cols = tensor.shape[0], tensor.numel() // tensor.shape[0]
     gaussian = _rng("orthogonal_", generator).standard_normal((max(rows, cols), min(rows, cols)))
     q, r = numpy.linalg.qr(gaussian)
     q = q * numpy.sign(numpy.diag(r))

@@ -76,6 +76,11 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        for value in args:
+            if isinstance(value, numpy.ndarray) or backend.device_of(value).type == "cuda":
+                raise TypeError(f"{type(self).__name__}: input must be a minidl Tensor, got "
+                                f"{type(value).__name__} (from {type(value).__module__}); wrap "
+                                f"the array with minidl.tensor(array)")
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
@@ -222,7 +227,7 @@ class Module:
 
     def num_parameters(self):
         """How many numbers the parameters hold (a shared parameter counted once)."""
-        return sum(p.size for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ state
     def _state_tensors(self):
@@ -314,10 +319,33 @@ class Module:
                 t.grad = convert(t.grad)
         return self
 
-    def zero_grad(self):
-        """Reset every parameter's gradient to None (``backward`` accumulates otherwise)."""
+    def zero_grad(self, set_to_none=True):
+        """Reset every parameter's gradient (``backward`` accumulates otherwise).
+
+        To None by default, as in PyTorch; with ``set_to_none=False`` the
+        gradient arrays are filled with zeros in place.
+        """
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def requires_grad_(self, requires_grad=True):
+        """Switch ``requires_grad`` of every parameter (False freezes them); returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every submodule, children first, then on self; returns self.
+
+        The usual use is initialization: ``model.apply(init_weights)``.
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self):

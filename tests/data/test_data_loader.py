@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minidl.data import DataError, DataLoader
+import minidl
+from minidl.data import DataError, DataLoader, TensorDataset
 from minidl.data.transforms import RandomHorizontalFlip
 
 
@@ -175,3 +176,28 @@ def test_abandoned_iteration_stops_the_thread():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(DataError, match=message):
         DataLoader(**kwargs)
+
+
+def test_len_of_the_dataset_is_the_number_of_samples():
+    loader = DataLoader(dataset(10), batch_size=3)
+    assert isinstance(loader.dataset, TensorDataset)
+    assert len(loader.dataset) == 10 and len(loader) == 4
+    images, labels = loader.dataset.tensors
+    assert images.shape == (10, 2, 2, 2) and labels.shape == (10,)
+
+
+def test_tensor_dataset_of_tensors_gives_batches_of_tensors():
+    images, labels = dataset(5)
+    data = TensorDataset(minidl.tensor(images), minidl.tensor(labels), minidl.tensor(labels * 2))
+    batches = list(DataLoader(data, batch_size=2))
+    assert [len(b) for b in batches] == [3, 3, 3]
+    x, y, z = batches[-1]
+    assert isinstance(x, minidl.Tensor) and x.shape == (1, 2, 2, 2)
+    assert y.tolist() == [4] and z.tolist() == [8]
+
+
+def test_tensor_dataset_needs_equal_lengths():
+    with pytest.raises(DataError, match=r"same first dimension, got lengths \[3, 4\]"):
+        TensorDataset(np.zeros(3), np.zeros(4))
+    with pytest.raises(DataError, match="at least one array"):
+        TensorDataset()
