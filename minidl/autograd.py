@@ -163,8 +163,12 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
-    def zero_grad(self):
-        self.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradient: ``grad = None``, or zeros in place with ``set_to_none=False``."""
+        if set_to_none or self.grad is None:
+            self.grad = None
+        else:
+            self.grad[...] = 0
 
     # -------------------------------------------------------------- backward
     def backward(self, grad=None, retain_graph=False):

@@ -377,7 +377,7 @@ def test_repr_is_a_tree_ending_with_the_parameter_count():
         "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1)\n"
         "  (2): Maxout(pieces=2, axis=1)\n"
         "  (3): MaxPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=False)\n"
-        "  (4): Flatten(start_dim=1)\n"
+        "  (4): Flatten(start_dim=1, end_dim=-1)\n"
         "  (5): Linear(in_features=8, out_features=3, bias=True)\n"
         ")\n"
         "(parameters: 111)")
@@ -456,8 +456,8 @@ def test_flatten_keeps_leading_axes(shape, start_dim):
     x = minidl.tensor(numpy.arange(numpy.prod(shape), dtype=numpy.float32).reshape(shape))
     layer = nn.Flatten(start_dim)
     if not -len(shape) <= start_dim < len(shape):
-        with pytest.raises(ValueError, match=re.escape(f"Flatten(start_dim={start_dim}): input "
-                                                       f"of shape {tuple(shape)} has no axis")):
+        with pytest.raises(ValueError, match=re.escape(f"flatten: axis {start_dim} is out of "
+                                                       f"range for a tensor with {len(shape)} axes")):
             layer(x)
         return
     y = layer(x)
@@ -724,3 +724,11 @@ def test_gradcheck_of_a_whole_model_wrt_input_and_parameters(rng):
 
     assert len(params) == 6
     assert minidl.gradcheck(run, [x, *params])
+
+
+def test_flatten_joins_start_dim_to_end_dim():
+    x = minidl.tensor(numpy.zeros((2, 3, 4, 5), numpy.float32))
+    assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    assert nn.Flatten(0, -2)(x).shape == (24, 5)
+    with pytest.raises(TypeError, match="Flatten: end_dim must be an integer, got 1.5"):
+        nn.Flatten(1, 1.5)

@@ -510,3 +510,14 @@ def test_trajectory_matches_torch(device, case):
         torch_opt.step()
     for p, t in zip(ours, theirs):
         numpy.testing.assert_allclose(host(p), t.detach().numpy(), rtol=1e-7, atol=1e-12)
+
+
+def test_zero_grad_sets_none_or_zeros_in_place():
+    p = minidl.tensor(numpy.ones(3), requires_grad=True)
+    opt = SGD([p], lr=0.1)
+    p.grad = numpy.full(3, 2.0)
+    kept = p.grad
+    opt.zero_grad(set_to_none=False)
+    assert p.grad is kept and not p.grad.any()
+    opt.zero_grad()
+    assert p.grad is None

@@ -18,8 +18,8 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor
-from ..functional import (avg_pool2d, batch_norm, conv2d, dropout, global_avg_pool2d, linear,
-                          max_pool2d, maxout, relu)
+from ..functional import (avg_pool2d, batch_norm, conv2d, dropout, flatten, global_avg_pool2d,
+                          linear, max_pool2d, maxout, relu)
 from ..functional._checks import check_flag, check_float_dtype, check_number, check_tensor
 from ..functional._window import check_pair, pool_arguments
 from . import init
@@ -319,23 +319,21 @@ class Dropout(_Layer):
 
 
 class Flatten(_Layer):
-    """Join the axes from ``start_dim`` on into one: (N, C, H, W) -> (N, C*H*W) by default.
+    """Join the axes ``start_dim`` to ``end_dim`` into one: (N, C, H, W) -> (N, C*H*W) by default.
 
-    Checks: ``start_dim`` is an int (that the input must have).
+    Checks: ``start_dim`` and ``end_dim`` are ints (axes the input must have).
     """
 
     input_floating = False     # a reshape works on any dtype
 
-    def __init__(self, start_dim=1):
+    def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim = check_number(type(self).__name__, "start_dim", start_dim, integer=True)
+        name = type(self).__name__
+        self.start_dim = check_number(name, "start_dim", start_dim, integer=True)
+        self.end_dim = check_number(name, "end_dim", end_dim, integer=True)
 
     def forward(self, x):
-        x = self._check_input(x)
-        if not -x.ndim <= self.start_dim < x.ndim:
-            raise ValueError(f"{type(self).__name__}(start_dim={self.start_dim}): input of shape "
-                             f"{x.shape} has no axis {self.start_dim}")
-        return x.reshape(x.shape[:self.start_dim % x.ndim] + (-1,))
+        return flatten(self._check_input(x), self.start_dim, self.end_dim)
 
     def extra_repr(self):
-        return f"start_dim={self.start_dim}"
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -326,10 +326,7 @@ class Module:
         gradient arrays are filled with zeros in place.
         """
         for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad[...] = 0
+            p.zero_grad(set_to_none)
 
     def requires_grad_(self, requires_grad=True):
         """Switch ``requires_grad`` of every parameter (False freezes them); returns self."""

@@ -85,11 +85,15 @@ class Optimizer:
         self._check_group(group)
         self.param_groups.append(group)
 
-    def zero_grad(self):
-        """Set every parameter's ``.grad`` to ``None`` (the next backward starts afresh)."""
+    def zero_grad(self, set_to_none=True):
+        """Reset every parameter's gradient: to None (PyTorch's default), or to zeros in place.
+
+        None makes the next backward start afresh and lets ``step`` skip the
+        parameters that then get no gradient.
+        """
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                p.zero_grad(set_to_none)
 
     def step(self):
         """Update every parameter that has a gradient (``.grad`` ``None``: skipped)."""
