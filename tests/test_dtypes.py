@@ -112,3 +112,23 @@ def test_numbers_never_promote_an_integer_tensor(device, make):
 def test_integer_tensors_cannot_require_gradients():
     with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
         minidl.tensor([1, 2], requires_grad=True)
+
+
+# float16 is stored and moved, never computed in: these ops only move, compare or pick elements.
+HALF_OK = {"max", "argmax", "reshape", "flatten", "squeeze", "unsqueeze", "permute", "transpose",
+           "getitem", "concatenate", "cat", "stack", "clone", "to", "lt", "le", "gt", "ge", "eq",
+           "ne"}
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_float16_is_moved_but_never_computed_in(device, name):
+    call, _, _ = RULES[name]
+    values = numpy.arange(2 * 4 * 3 * 3).reshape(2, 4, 3, 3) % 3
+    x = minidl.tensor(values.astype("float16"), device=device)
+    if name not in HALF_OK:
+        with pytest.raises(TypeError, match=rf"^{name}: \w+(\[0\])? has dtype float16, which "
+                                            rf"minidl stores and moves but does not compute in"):
+            call(x)
+        return
+    y = call(x)
+    assert y.dtype in (numpy.float16, numpy.bool_, numpy.int64, numpy.float32)

@@ -15,13 +15,16 @@ __all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_fl
            "is_integer", "is_real"]
 
 
-def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
+def check_tensor(op, name, x, ndim=None, floating=True, boolean=False, half=False):
     """``x`` itself, after checking it is a Tensor of ``ndim`` axes and an allowed dtype.
 
     ``ndim`` is an int, a tuple of allowed ranks, or None for any rank.  With
     ``floating`` an integer or boolean tensor is refused: minidl never
     promotes one silently.  Without it integers pass, and booleans too when
-    ``boolean`` (ops that only move elements or compare them).
+    ``boolean``.  float16 passes only with ``half``, for the ops that move,
+    compare or pick elements and so are exact in any dtype: an op that
+    computes would round every step to 11 bits and overflow past 65504 (a
+    batch-norm sum of 64x32x32 values near 1 does), so it refuses float16.
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: {name} must be a minidl Tensor, got {type(x).__name__}")
@@ -36,6 +39,10 @@ def check_tensor(op, name, x, ndim=None, floating=True, boolean=False):
     if not boolean and x.dtype.kind == "b":
         raise TypeError(f"{op}: {name} must be a numeric tensor, got dtype bool; convert it "
                         f"explicitly with .to(dtype='int64') or .to(dtype='float32')")
+    if not half and x.dtype.kind == "f" and x.dtype.itemsize < 4:
+        raise TypeError(f"{op}: {name} has dtype {x.dtype}, which minidl stores and moves but "
+                        f"does not compute in (sums overflow at 65504); convert it explicitly "
+                        f"with .to(dtype='float32')")
     return x
 
 

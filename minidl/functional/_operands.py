@@ -31,8 +31,9 @@ def as_tensor_like(value, like):
 def binary_operands(op, a, b, boolean):
     """Both operands as tensors of one dtype whose shapes broadcast (else a clear error).
 
-    ``boolean``: whether boolean tensors are allowed (comparisons, yes;
-    arithmetic, no: ``True - True`` has no meaning a user would rely on).
+    ``boolean``: whether boolean and float16 tensors are allowed (comparisons,
+    yes: they are exact; arithmetic, no: ``True - True`` has no meaning a user
+    would rely on, and float16 arithmetic is refused as in ``check_tensor``).
     """
     if not isinstance(a, Tensor):
         if not isinstance(b, Tensor):
@@ -41,7 +42,7 @@ def binary_operands(op, a, b, boolean):
         a = as_tensor_like(a, b)
     b = as_tensor_like(b, a)
     for name, t in (("a", a), ("b", b)):
-        check_tensor(op, name, t, floating=False, boolean=boolean)
+        check_tensor(op, name, t, floating=False, boolean=boolean, half=boolean)
     if a.dtype != b.dtype:
         raise TypeError(f"{op}: operands have different dtypes, {a.dtype} and {b.dtype}; "
                         f"convert one explicitly with .to(dtype=...)")

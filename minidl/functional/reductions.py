@@ -108,7 +108,7 @@ def max(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
     ``max(x, dim)`` (one int) returns a :class:`MaxResult` ``(values, indices)``.
     NumPy's ``max(x, axis=...)`` (an int or a tuple) returns the values only.
     """
-    check_tensor("max", "x", x, floating=False, boolean=True)
+    check_tensor("max", "x", x, floating=False, boolean=True, half=True)
     axes, keepdim = _dims("max", x, dim, keepdim, axis, keepdims)
     if any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max: cannot reduce an empty axis of a tensor with shape {x.shape}")
@@ -126,7 +126,7 @@ def argmax(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
 
     Not differentiable: an index has no gradient.
     """
-    check_tensor("argmax", "x", x, floating=False, boolean=True)
+    check_tensor("argmax", "x", x, floating=False, boolean=True, half=True)
     dim = numpy_alias("argmax", "dim", dim, "axis", axis)
     keepdim = _keepdim("argmax", keepdim, keepdims)
     if dim is not None:

@@ -47,7 +47,7 @@ def reshape(x, *shape):
     One size may be -1: it is inferred from the others.  ``Tensor.view`` is
     the same operation (the result may or may not share ``x``'s memory).
     """
-    check_tensor("reshape", "x", x, floating=False, boolean=True)
+    check_tensor("reshape", "x", x, floating=False, boolean=True, half=True)
     shape = sizes_argument(shape)
     known = int(numpy.prod([n for n in shape if n != -1]))
     size = x.numel()
@@ -70,7 +70,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     ``flatten(x)`` is 1-D; ``flatten(x, 1)`` takes (N, C, H, W) to (N, C*H*W).
     A 0-D tensor becomes 1-D, as in PyTorch.
     """
-    check_tensor("flatten", "x", x, floating=False, boolean=True)
+    check_tensor("flatten", "x", x, floating=False, boolean=True, half=True)
     if x.ndim == 0:
         return Reshape.apply(x, (1,))
     start = _one_axis("flatten", "start_dim", start_dim, x.ndim)
@@ -88,14 +88,14 @@ def squeeze(x, dim=None):
     As in PyTorch, a named axis whose size is not 1 is kept, not an error.
     A :class:`Reshape`.
     """
-    check_tensor("squeeze", "x", x, floating=False, boolean=True)
+    check_tensor("squeeze", "x", x, floating=False, boolean=True, half=True)
     axes = normalize_axes(dim, x.ndim, "squeeze")
     return Reshape.apply(x, tuple(n for i, n in enumerate(x.shape) if n != 1 or i not in axes))
 
 
 def unsqueeze(x, dim):
     """Insert an axis of size 1 at position ``dim``, in [-ndim - 1, ndim] (a :class:`Reshape`)."""
-    check_tensor("unsqueeze", "x", x, floating=False, boolean=True)
+    check_tensor("unsqueeze", "x", x, floating=False, boolean=True, half=True)
     axis = _one_axis("unsqueeze", "dim", dim, x.ndim + 1)
     return Reshape.apply(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
@@ -106,7 +106,7 @@ def permute(x, *dims):
     ``dims`` must name every axis once (negative axes count from the end).
     This is what NumPy's ``transpose(axes)`` does.
     """
-    check_tensor("permute", "x", x, floating=False, boolean=True)
+    check_tensor("permute", "x", x, floating=False, boolean=True, half=True)
     dims = sizes_argument(dims)
     axes = tuple(_one_axis("permute", "dims", d, x.ndim) for d in dims)
     if sorted(axes) != list(range(x.ndim)):
@@ -120,7 +120,7 @@ def transpose(x, dim0, dim1):
 
     For a full permutation (NumPy's ``transpose(axes)``) use :func:`permute`.
     """
-    check_tensor("transpose", "x", x, floating=False, boolean=True)
+    check_tensor("transpose", "x", x, floating=False, boolean=True, half=True)
     a = _one_axis("transpose", "dim0", dim0, x.ndim)
     b = _one_axis("transpose", "dim1", dim1, x.ndim)
     axes = list(range(x.ndim))
@@ -160,7 +160,7 @@ def getitem(x, index):
 
     Tensor indices are used by their data and must be on ``x``'s device.
     """
-    check_tensor("getitem", "x", x, floating=False, boolean=True)
+    check_tensor("getitem", "x", x, floating=False, boolean=True, half=True)
     items = index if isinstance(index, tuple) else (index,)
     items = tuple(i.data if isinstance(i, Tensor) else i for i in items)
     for i in items:
@@ -203,7 +203,7 @@ def _tensor_list(op_name, tensors):
     if not tensors:
         raise ValueError(f"{op_name}: needs at least one tensor")
     for i, t in enumerate(tensors):
-        check_tensor(op_name, f"tensors[{i}]", t, floating=False, boolean=True)
+        check_tensor(op_name, f"tensors[{i}]", t, floating=False, boolean=True, half=True)
     return tensors
 
 
@@ -259,7 +259,7 @@ def clone(x):
     ``x.detach()`` shares the memory and leaves the graph; ``x.clone()`` copies
     and stays differentiable; ``x.detach().clone()`` is a fresh leaf.
     """
-    return Clone.apply(check_tensor("clone", "x", x, floating=False, boolean=True))
+    return Clone.apply(check_tensor("clone", "x", x, floating=False, boolean=True, half=True))
 
 
 class To(Function):
@@ -280,7 +280,7 @@ def to(x, device=None, dtype=None):
     This is the one explicit conversion: an integer tensor cast to a float
     dtype here is the intended way to promote it.
     """
-    check_tensor("to", "x", x, floating=False, boolean=True)
+    check_tensor("to", "x", x, floating=False, boolean=True, half=True)
     target = backend.device(device) if device is not None else x.device
     if target == x.device and (dtype is None or numpy.dtype(dtype) == x.dtype):
         return x
