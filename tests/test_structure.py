@@ -20,7 +20,7 @@ LAYERS = [
     {"backend"},
     {"autograd"},
     {"functional", "gradcheck"},
-    {"nn"},
+    {"nn", "distributed"},      # nn.SyncBatchNorm uses distributed.comm; DataParallel is a Module
     {"models", "optim", "data", "progress", "fileio", "checkpoint", "diagnostics", "plots",
      "tables"},
     {"recipes", "train"},

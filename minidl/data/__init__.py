@@ -3,7 +3,9 @@
     images, labels = minidl.data.load("digits", split="train")
     loader = minidl.data.DataLoader((images, labels), batch_size=128, shuffle=True, seed=0)
 
-This layer uses NumPy only; it imports nothing from autograd or nn.
+This layer uses NumPy only; it imports nothing from autograd or nn.  The
+DistributedSampler asks ``minidl.distributed.comm`` (which knows only the
+backend) for the process's rank and the number of processes.
 """
 from . import download, transforms
 from .datasets import DATASETS, dataset_info, load
@@ -13,9 +15,10 @@ from .idx import read_idx, write_idx
 from .loader import DataLoader
 from .matlab import read_mat
 from .readers import read_cifar, read_mnist, read_svhn
+from .sampler import DistributedSampler
 
 __all__ = [
-    "DATASETS", "DataError", "DataLoader", "cache_dir", "dataset_info", "download",
+    "DATASETS", "DataError", "DataLoader", "DistributedSampler", "cache_dir", "dataset_info", "download",
     "download_file", "load", "read_cifar", "read_idx", "read_mat", "read_mnist", "read_svhn",
     "transforms", "write_idx",
 ]

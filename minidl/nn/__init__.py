@@ -7,7 +7,8 @@ from . import init
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
                      GlobalAvgPool2d, Linear, MaxPool2d, Maxout, ReLU, Sequential)
 from .module import Module, Parameter, RemovableHandle
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["Module", "Parameter", "RemovableHandle", "init", "Sequential", "Linear", "Conv2d",
            "BatchNorm1d", "BatchNorm2d", "Maxout", "ReLU", "MaxPool2d", "AvgPool2d",
-           "GlobalAvgPool2d", "Dropout", "Flatten"]
+           "GlobalAvgPool2d", "Dropout", "Flatten", "SyncBatchNorm"]
