@@ -11,9 +11,11 @@ Launch with ``mpirun -n 4 python script.py`` (or ``minidl train ... --nproc 4``)
 """
 from .comm import (Communicator, MPICommunicator, SingleProcess, get_communicator, init,
                    is_initialized, launched_by_mpi, rank, world_size)
+from .launch import find_mpirun, mpirun_command, worker_environment
 from .parallel import (BUCKET_BYTES, DataParallel, all_reduce_gradients, broadcast_parameters,
                        gradient_buckets)
 
 __all__ = ["Communicator", "MPICommunicator", "SingleProcess", "get_communicator", "init",
            "is_initialized", "launched_by_mpi", "rank", "world_size", "BUCKET_BYTES",
-           "DataParallel", "all_reduce_gradients", "broadcast_parameters", "gradient_buckets"]
+           "DataParallel", "all_reduce_gradients", "broadcast_parameters", "gradient_buckets",
+           "find_mpirun", "mpirun_command", "worker_environment"]
