@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy
 import pytest
 
 from minidl.distributed import mpirun_command, worker_environment
@@ -88,3 +89,32 @@ def test_a_rank_that_raises_ends_the_run_with_its_message():
     assert "[rank 1] ValueError: rank 1 failed on purpose" in done.stderr
     assert "passed the barrier" not in done.stdout
     assert seconds < 30
+
+
+def minidl_train(out, *flags):
+    """``minidl train --nproc 2`` on 32 digits, global batch 16, no schedule; the process."""
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (the dist extra)")
+    command = [sys.executable, "-m", "minidl", "train", "--model", "min-small", "--dataset",
+               "digits", "--limit", "32", "--batch-size", "16", "--schedule", "none",
+               "--out", str(out), "--nproc", "2", *flags]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_nproc_trains_prints_once_and_resumes_bit_exactly(tmp_path):
+    from minidl.checkpoint import load_checkpoint, save_checkpoint
+    text = minidl_train(tmp_path / "straight", "--epochs", "2")
+    assert text.count("training min-small") == 1 and text.count("epoch 2/2  train loss") == 1
+    assert "data-parallel on 2 processes: global batch 16 = 2 x 8, lr 0.1" in text
+    cut = tmp_path / "cut"
+    minidl_train(cut, "--epochs", "1")
+    state = load_checkpoint(cut / "checkpoint.npz")          # make it the first half of 2 epochs
+    state["config"]["epochs"] = 2
+    save_checkpoint(cut / "checkpoint.npz", state)
+    assert "resuming" in minidl_train(cut, "--resume", str(cut))
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
+    b = load_checkpoint(cut / "checkpoint.npz")
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(numpy.array_equal(a["model"][k], b["model"][k]) for k in a["model"])
