@@ -240,7 +240,8 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
             raise ValueError(f"the global batch size {batch_size} does not divide among "
                              f"{communicator.size} processes")
         model = DataParallel(SyncBatchNorm.convert(model))
-        sampler = DistributedSampler(train, seed=config["seed"])
+        sampler = DistributedSampler(train, communicator.size, communicator.rank,
+                                     seed=config["seed"])
         batch_size //= communicator.size
         verbose = verbose and communicator.rank == 0
         out_dir = out_dir if communicator.rank == 0 else None

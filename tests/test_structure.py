@@ -114,3 +114,13 @@ def test_layer_of_names_the_layer():
 def test_every_public_op_has_a_docstring(name):
     doc = getattr(F, name).__doc__
     assert doc and len(doc.strip()) > 20, f"F.{name} has no docstring"
+
+
+def test_the_communicator_knows_only_the_backend():
+    """nn.SyncBatchNorm may use distributed.comm only because comm imports nothing above backend."""
+    path = os.path.join(PACKAGE, "distributed", "comm.py")
+    inside = {source for source, _ in imports("minidl.distributed.comm", path)
+              if source.startswith("minidl")}
+    assert inside == {"minidl"}, inside
+    assert {name for source, name in imports("minidl.distributed.comm", path)
+            if source == "minidl"} == {"backend"}

@@ -3,9 +3,7 @@
     images, labels = minidl.data.load("digits", split="train")
     loader = minidl.data.DataLoader((images, labels), batch_size=128, shuffle=True, seed=0)
 
-This layer uses NumPy only; it imports nothing from autograd or nn.  The
-DistributedSampler asks ``minidl.distributed.comm`` (which knows only the
-backend) for the process's rank and the number of processes.
+This layer uses NumPy only; it imports nothing from autograd or nn.
 """
 from . import download, transforms
 from .datasets import DATASETS, dataset_info, load

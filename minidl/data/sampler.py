@@ -9,7 +9,6 @@ collective for one that has already stopped.
 """
 import numpy as np
 
-from ..distributed import comm
 from .errors import DataError
 
 __all__ = ["DistributedSampler"]
@@ -20,7 +19,9 @@ class DistributedSampler:
 
     dataset: an int (the number of samples), a tuple ``(images, labels)``, or
         anything with ``__len__``.
-    num_replicas, rank: default to ``minidl.distributed.world_size()`` and ``rank()``.
+    num_replicas, rank: the number of processes and this one's index, e.g.
+        ``minidl.distributed.world_size()`` and ``rank()``; unlike PyTorch there
+        is no default, so that this layer stays free of the communicator.
     shuffle: a new permutation each epoch, the same on every process.
     drop_last: drop the tail that does not divide evenly instead of padding.
 
@@ -29,16 +30,14 @@ class DistributedSampler:
     and ``state_dict()`` carries it into a checkpoint.
     """
 
-    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
-                 drop_last=False):
+    def __init__(self, dataset, num_replicas, rank, shuffle=True, seed=0, drop_last=False):
         if isinstance(dataset, int):
             self.n = dataset
         elif isinstance(dataset, tuple):
             self.n = len(dataset[0])
         else:
             self.n = len(dataset)
-        self.num_replicas = comm.world_size() if num_replicas is None else int(num_replicas)
-        self.rank = comm.rank() if rank is None else int(rank)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
         if self.num_replicas < 1:
             raise DataError(f"num_replicas must be at least 1, got {self.num_replicas}")
         if not 0 <= self.rank < self.num_replicas:

@@ -3,7 +3,8 @@
     import minidl.distributed as dist
     dist.init()                                  # MPI under mpirun, else one process
     model = dist.DataParallel(nn.SyncBatchNorm.convert(model))
-    loader = DataLoader(data, 64, sampler=DistributedSampler(len(data[0]), seed=0))
+    loader = DataLoader(data, 64 // dist.world_size(),
+                        sampler=DistributedSampler(data, dist.world_size(), dist.rank()))
 
 Launch with ``mpirun -n 4 python script.py`` (or ``minidl train ... --nproc 4``).
 ``comm`` (the communicator, knowing only the backend) sits below ``nn``;

@@ -130,7 +130,7 @@ results["data_parallel"] = {
 
 
 # -------------------------------------------------- the sampler under MPI
-sampler = DistributedSampler(103, seed=5)
+sampler = DistributedSampler(103, dist.world_size(), dist.rank(), seed=5)
 loader = DataLoader((numpy.zeros((103, 1)), numpy.arange(103)), 10, sampler=sampler)
 results["sampler"] = {"epoch0": [int(i) for _, y in loader for i in y],
                       "epoch1": [int(i) for _, y in loader for i in y],
