@@ -14,13 +14,14 @@ functions of :mod:`minidl.functional`, attached to the class when that package
 is imported (as ``import minidl`` does).  See ``docs/autograd.md``.
 """
 import contextlib
+import itertools
 
 import numpy
 
 from . import backend
 
 __all__ = ["Tensor", "Function", "tensor", "as_array", "no_grad", "is_grad_enabled",
-           "sum_to_shape"]
+           "sum_to_shape", "RemovableHandle"]
 
 _grad_enabled = True
 
@@ -87,6 +88,19 @@ def as_array(data, dtype=None):
     return array
 
 
+class RemovableHandle:
+    """Returned when a hook is registered; ``remove()`` unregisters the hook."""
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks):
+        self._hooks = hooks
+        self.id = next(self._ids)
+
+    def remove(self):
+        self._hooks.pop(self.id, None)
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -98,6 +112,7 @@ class Tensor:
     """
 
     __array_ufunc__ = None     # make NumPy defer to our reflected operators (ndarray * Tensor)
+    _grad_hooks = None         # {handle id: hook} once register_post_accumulate_grad_hook is used
 
     def __init__(self, data, requires_grad=False):
         self.data = data
@@ -156,6 +171,23 @@ class Tensor:
     def detach(self):
         """A new leaf tensor sharing this data, cut from the graph."""
         return Tensor(self.data)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` each time ``backward()`` has accumulated into this leaf's ``.grad``.
+
+        PyTorch's meaning: the hook runs once per ``backward()`` that reaches
+        the tensor, after its ``.grad`` holds the new sum, while backward goes on
+        with the rest of the graph (``minidl.distributed.DataParallel`` starts
+        its gradient all-reduces there).  Returns a handle; ``remove()`` unregisters it.
+        """
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors "
+                               "accumulate a .grad; this tensor was computed by an op")
+        if self._grad_hooks is None:
+            self._grad_hooks = {}
+        handle = RemovableHandle(self._grad_hooks)
+        self._grad_hooks[handle.id] = hook
+        return handle
 
     def requires_grad_(self, flag=True):
         if not self.is_leaf:
@@ -239,6 +271,8 @@ def _run_backward(root, grad, retain_graph):
                 node.grad = grad.astype(node.dtype, order="C", copy=True)
             else:
                 node.grad += grad
+            for hook in list((node._grad_hooks or {}).values()):
+                hook(node)
             continue
         if fn.inputs is None:
             raise RuntimeError(f"backward through {type(fn).__name__} a second time: the graph "

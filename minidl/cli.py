@@ -14,14 +14,16 @@ raising :class:`CommandError` (or ``DataError`` / ``CheckpointError``):
 ``main`` prints it as one line on stderr and exits with status 2.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import __version__, backend, diagnostics, models, plots, recipes
+from . import __version__, backend, diagnostics, distributed, models, plots, recipes
 from .checkpoint import CheckpointError
 from .data import DATASETS, DataError, DataLoader, dataset_info
 from .functional._checks import check_number
@@ -76,6 +78,12 @@ def _train_arguments(parser):
                        help="continue the run saved in PATH (a run folder or checkpoint); "
                             "without PATH: --out, else the latest runs/MODEL-DATASET folder")
     _device_and_data_arguments(parser)
+    scale = parser.add_argument_group("data-parallel (docs/distributed.md)")
+    scale.add_argument("--distributed", action="store_true",
+                       help="be one process of `mpirun -n P minidl train ...`: --batch-size is "
+                            "the global batch, split over the P processes")
+    scale.add_argument("--nproc", type=_positive_int, metavar="P",
+                       help="start P processes with this environment's mpirun (--distributed)")
 
 
 def _device_and_data_arguments(parser):
@@ -87,6 +95,28 @@ def _device_and_data_arguments(parser):
 
 
 def run_train(args):
+    if args.nproc is not None and not distributed.launched_by_mpi():
+        return _launch(args.nproc, args.argv)
+    if not (args.distributed or args.nproc is not None):
+        return _train(args, parallel=False)
+    communicator = distributed.init()
+    if args.nproc is not None and args.nproc != communicator.size:
+        raise CommandError(f"--nproc {args.nproc} but mpirun started {communicator.size} "
+                           f"processes")
+    if communicator.rank == 0:
+        return _train(args, parallel=True)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # rank 0 reports
+        return _train(args, parallel=True)
+
+
+def _launch(nproc, argv):
+    """Run this command again in ``nproc`` processes under mpirun; its exit status."""
+    command = distributed.mpirun_command(nproc, [sys.executable, "-m", "minidl", *argv])
+    print("running: " + " ".join(command), flush=True)
+    return subprocess.call(command, env=distributed.worker_environment(nproc))
+
+
+def _train(args, parallel):
     device = _device(args.device)
     if args.resume is not None:
         path, state, config = recipes.load_run(_resume_path(args))
@@ -98,14 +128,21 @@ def run_train(args):
         state = None
         config = _run_config(args)
         out = _new_out_dir(args)
+    size = distributed.world_size() if parallel else 1
+    if config["batch_size"] % size:
+        raise CommandError(f"--batch-size {config['batch_size']} (the global batch) does not "
+                           f"divide among {size} processes")
     trainer = recipes.build_trainer(config, out, device=device, root=args.data_dir,
-                                    download=args.download, state=state)
+                                    download=args.download, state=state, distributed=parallel)
     if state is not None:
         print(f"resuming {path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     else:
         print(f"training {config['model']} ({trainer.model.num_parameters():,} parameters) on "
               f"{config['dataset']} ({trainer.train_loader.num_samples():,} training images) "
               f"on {device}; writing to {out}")
+    if parallel:
+        print(f"data-parallel on {size} processes: global batch {config['batch_size']} = "
+              f"{size} x {config['batch_size'] // size}, lr {config['lr']}")
     try:
         history = trainer.fit()
     except TrainingInterrupted as exc:
@@ -319,6 +356,7 @@ def build_parser():
 def main(argv=None):
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)     # for --nproc's relaunch
     try:
         return args.run(args) or 0
     except (CommandError, DataError, CheckpointError) as exc:

@@ -21,11 +21,13 @@ from pathlib import Path
 
 from . import __version__, backend, models
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DataLoader
+from .data import DATASETS, DataLoader, DistributedSampler
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)
+from .distributed import DataParallel, get_communicator
 from .functional._checks import check_number
+from .nn import SyncBatchNorm
 from .optim import (SGD, Adam, CosineAnnealingLR, LinearWarmup, MultiStepLR, SequentialLR,
                     weight_decay_groups)
 from .train import CHECKPOINT_NAME, Trainer
@@ -206,7 +208,7 @@ def load_splits(dataset, root=None, download=False, limit=None, preprocessing=No
 
 
 def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=False, state=None,
-                  verbose=True):
+                  verbose=True, distributed=False):
     """A :class:`~minidl.train.Trainer` for run ``config``, ready to ``fit()``.
 
     Loads and preprocesses the data (from ``root``, downloading with
@@ -215,6 +217,14 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     and schedule.  ``state``: a checkpoint of this run to continue (its
     fitted preprocessing and every piece of training state are restored).
     ``config["device"]`` is set to ``device``.
+
+    ``distributed``: one process of a data-parallel run over
+    ``minidl.distributed``'s communicator: the model's batch norms become
+    ``SyncBatchNorm`` inside a ``DataParallel``, each process trains on its
+    ``DistributedSampler`` shard with ``batch_size / world_size`` images per
+    step (``batch_size`` stays the global batch, so the learning rate of the
+    recipe applies unchanged), and only rank 0 prints and writes ``out_dir``.
+    Every process evaluates the whole test set.
     """
     device = backend.device(device)
     config = dict(config, device=str(device))
@@ -223,9 +233,21 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     preprocessing, train, test = load_splits(dataset, root, download, config["limit"], fitted)
     backend.manual_seed(config["seed"])
     model = build_model(config).to(device)
-    train_loader = DataLoader(train, config["batch_size"], shuffle=True, drop_last=False,
+    batch_size, sampler = config["batch_size"], None
+    if distributed:
+        communicator = get_communicator()
+        if batch_size % communicator.size:
+            raise ValueError(f"the global batch size {batch_size} does not divide among "
+                             f"{communicator.size} processes")
+        model = DataParallel(SyncBatchNorm.convert(model))
+        sampler = DistributedSampler(train, communicator.size, communicator.rank,
+                                     seed=config["seed"])
+        batch_size //= communicator.size
+        verbose = verbose and communicator.rank == 0
+        out_dir = out_dir if communicator.rank == 0 else None
+    train_loader = DataLoader(train, batch_size, shuffle=sampler is None, drop_last=False,
                               seed=config["seed"], prefetch=2,
-                              transform=build_augmentation(dataset))
+                              transform=build_augmentation(dataset), sampler=sampler)
     optimizer = build_optimizer(model, config)
     trainer = Trainer(model, optimizer, train_loader,
                       test_loader=DataLoader(test, EVAL_BATCH_SIZE),

@@ -204,3 +204,18 @@ def test_tensor_methods_match_functional(device):
     numpy.testing.assert_array_equal(host(x.relu()), host(F.relu(x)))
     numpy.testing.assert_array_equal(host(x.softmax(axis=1)), host(F.softmax(x, axis=1)))
     assert x.float().dtype == numpy.float32 and x.float().double().dtype == numpy.float64
+
+
+def test_post_accumulate_grad_hook_runs_once_per_backward_after_the_sum(device):
+    w = leaf(numpy.array([1.0, 2.0]), device)
+    seen = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: seen.append(host(t.grad).tolist()))
+    ((w * w) + w).sum().backward()          # two paths into w: one call, with their sum
+    assert seen == [[3.0, 5.0]]
+    (w * 2.0).sum().backward()
+    assert seen == [[3.0, 5.0], [5.0, 7.0]]
+    handle.remove()
+    w.sum().backward()
+    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="only leaf tensors"):
+        (w * 2.0).register_post_accumulate_grad_hook(print)

@@ -20,7 +20,7 @@ LAYERS = [
     {"backend"},
     {"autograd"},
     {"functional", "gradcheck", "creation"},
-    {"nn"},
+    {"nn", "distributed"},      # nn.SyncBatchNorm uses distributed.comm; DataParallel is a Module
     {"models", "optim", "data", "progress", "fileio", "checkpoint", "diagnostics", "plots",
      "tables", "interop"},
     {"recipes", "train"},
@@ -114,3 +114,13 @@ def test_layer_of_names_the_layer():
 def test_every_public_op_has_a_docstring(name):
     doc = getattr(F, name).__doc__
     assert doc and len(doc.strip()) > 20, f"F.{name} has no docstring"
+
+
+def test_the_communicator_knows_only_the_backend():
+    """nn.SyncBatchNorm may use distributed.comm only because comm imports nothing above backend."""
+    path = os.path.join(PACKAGE, "distributed", "comm.py")
+    inside = {source for source, _ in imports("minidl.distributed.comm", path)
+              if source.startswith("minidl")}
+    assert inside == {"minidl"}, inside
+    assert {name for source, name in imports("minidl.distributed.comm", path)
+            if source == "minidl"} == {"backend"}

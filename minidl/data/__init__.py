@@ -13,10 +13,12 @@ from .idx import read_idx, write_idx
 from .loader import DataLoader
 from .matlab import read_mat
 from .readers import read_cifar, read_mnist, read_svhn
+from .sampler import DistributedSampler
 from .tensor_dataset import TensorDataset
 
 __all__ = [
-    "DATASETS", "DataError", "DataLoader", "cache_dir", "dataset_info", "download",
+    "DATASETS", "DataError", "DataLoader", "DistributedSampler", "cache_dir", "dataset_info",
+    "download",
     "download_file", "load", "read_cifar", "read_idx", "read_mat", "read_mnist", "read_svhn",
     "TensorDataset", "transforms", "write_idx",
 ]

@@ -31,10 +31,13 @@ class DataLoader:
         (0: none). The batches are identical to those without prefetching.
     transform: called as `transform(x, rng=rng)` on the first item of each
         batch, with a generator that is seeded per epoch from the loader's.
+    sampler: where the order of the samples comes from instead (e.g. a
+        `DistributedSampler`, whose shard is then the loader's data set);
+        incompatible with `shuffle`. Its state is part of `state_dict()`.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=None,
-                 prefetch=0, transform=None):
+                 prefetch=0, transform=None, sampler=None):
         if isinstance(dataset, tuple):
             if len(dataset) != 2 or len(dataset[0]) != len(dataset[1]):
                 raise DataError("dataset must be a tuple (images, labels) of equal length, got "
@@ -47,7 +50,11 @@ class DataLoader:
             raise DataError(f"batch_size must be at least 1, got {batch_size}")
         if int(prefetch) < 0:
             raise DataError(f"prefetch must be 0 or more, got {prefetch}")
+        if sampler is not None and shuffle:
+            raise DataError("shuffle=True and a sampler both set the order: the sampler "
+                            "shuffles (DistributedSampler(shuffle=True)), pass shuffle=False")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last = shuffle, drop_last
         self.prefetch = int(prefetch)
@@ -60,14 +67,18 @@ class DataLoader:
 
     def __len__(self):
         """The number of batches in one epoch."""
-        n = self.num_samples()
+        n = self.num_samples() if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
         # drawn here, not lazily on the first batch, so that state_dict() taken
         # during an epoch already points at the next one
-        n = self.num_samples()
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
+            order = self.rng.permutation(self.num_samples())
+        else:
+            order = np.arange(self.num_samples())
         aug_rng = np.random.default_rng(self.rng.integers(2**63))
         batches = self._batches(order[:len(self) * self.batch_size] if self.drop_last else order,
                                 aug_rng)
@@ -81,8 +92,11 @@ class DataLoader:
             yield batch
 
     def state_dict(self):
-        """The generator's state, to save with a checkpoint."""
-        return {"bit_generator": self.rng.bit_generator.state}
+        """The generator's (and the sampler's) state, to save with a checkpoint."""
+        state = {"bit_generator": self.rng.bit_generator.state}
+        if self.sampler is not None:
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state):
         """Restore a state from `state_dict()`, so the next epoch matches the saved run."""
@@ -91,6 +105,8 @@ class DataLoader:
             raise DataError(f"state is for bit generator {saved['bit_generator']}, this loader "
                             f"uses {type(self.rng.bit_generator).__name__}")
         self.rng.bit_generator.state = saved
+        if self.sampler is not None and "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
 
 
 _DONE = object()

@@ -2,42 +2,19 @@
 
 Statistics are per feature over N for (N, C) input and per channel over N, H, W
 for (N, C, H, W) input.  Both layouts are handled as an (N, C, S) view, S = 1
-or H*W, so a channel's m = N*S values are summed over axes 0 and 2.  The
+or H*W, so a channel's m = N*S values are summed over axes 0 and 2 (the
+helpers of ``_batch_norm.py``, shared with ``nn.SyncBatchNorm``).  The
 derivation of the backward pass is in ``docs/batch_norm.md``.
 """
 import math
 
 from .. import backend
 from ..autograd import Function, Tensor
+from ._batch_norm import (channel_dot, channel_sum, grouped, input_grad, per_channel,
+                          scale_and_shift, update_running)
 from ._checks import check_flag, check_like, check_number, check_tensor
 
 __all__ = ["batch_norm"]
-
-
-def _grouped(a):
-    """(N, C) or (N, C, H, W) -> an (N, C, S) view."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
-
-
-def _channel_dot(a, b):
-    """sum over n and s of a[n, c, s] * b[n, c, s], for (N, C, S) arrays: shape (C,).
-
-    A batched (1, S) @ (S, 1) matrix product computes every (n, c) dot product
-    with BLAS: no full-size temporary, and blocked float32 accumulation (more
-    accurate than one running sum over N*S terms).
-    """
-    return (a[:, :, None, :] @ b[:, :, :, None]).sum(axis=(0, 2, 3))
-
-
-def _channel_sum(a):
-    """sum over n and s of a[n, c, s], for an (N, C, S) array: one matrix-vector product."""
-    xp = backend.get_array_module(a)
-    return (a @ xp.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
-
-
-def _per_channel(v, ndim):
-    """A (C,) vector shaped to broadcast along axis 1 of an ndim-D array."""
-    return v.reshape(v.shape + (1,) * (ndim - 2))
 
 
 class BatchNormTrain(Function):
@@ -64,38 +41,24 @@ class BatchNormTrain(Function):
     def forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         xp = backend.get_array_module(x)
         m = x.size // x.shape[1]
-        mean = _channel_sum(_grouped(x)) / m
-        xhat = x - _per_channel(mean, x.ndim)          # the one saved full-size array
-        var = _channel_dot(_grouped(xhat), _grouped(xhat)) / m
+        mean = channel_sum(grouped(x)) / m
+        xhat = x - per_channel(mean, x.ndim)          # the one saved full-size array
+        var = channel_dot(grouped(xhat), grouped(xhat)) / m
         invstd = 1 / xp.sqrt(var + eps)
-        xhat *= _per_channel(invstd, x.ndim)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean
-            running_var *= 1 - momentum
-            running_var += (momentum * m / (m - 1)) * var
+        xhat *= per_channel(invstd, x.ndim)
+        update_running(running_mean, running_var, mean, var, m, momentum)
         self.xhat, self.invstd, self.gamma, self.has_beta = xhat, invstd, gamma, beta is not None
-        y = xhat * _per_channel(gamma, x.ndim) if gamma is not None else xhat.copy()
-        if beta is not None:
-            y += _per_channel(beta, x.ndim)
-        return y
+        return scale_and_shift(xhat, gamma, beta)
 
     def backward(self, gy):
-        xp = backend.get_array_module(gy)
-        xhat, ndim = self.xhat, gy.ndim
+        xhat = self.xhat
         m = xhat.size // xhat.shape[1]
-        dbeta = _channel_sum(_grouped(gy))
-        dgamma = _channel_dot(_grouped(gy), _grouped(xhat))
+        dbeta = channel_sum(grouped(gy))
+        dgamma = channel_dot(grouped(gy), grouped(xhat))
         grads = [None]
         if self.needs_input_grad[0]:
             scale = self.invstd if self.gamma is None else self.gamma * self.invstd
-            # dx = scale * (dy - dbeta / m - xhat * dgamma / m), built in place in one
-            # fresh array: each full-size temporary would cost a pass over memory.
-            gx = xhat * _per_channel(dgamma / m, ndim)
-            gx += _per_channel(dbeta / m, ndim)
-            xp.subtract(gy, gx, out=gx)
-            gx *= _per_channel(scale, ndim)
-            grads[0] = gx
+            grads[0] = input_grad(gy, xhat, scale, dbeta, dgamma, m)
         if self.gamma is not None:
             grads.append(dgamma)
         if self.has_beta:
@@ -125,18 +88,18 @@ class BatchNormEval(Function):
         shift = -running_mean * scale if beta is None else beta - running_mean * scale
         self.x, self.mean, self.invstd, self.scale = x, running_mean.copy(), invstd, scale
         self.gamma, self.has_beta = gamma, beta is not None
-        y = x * _per_channel(scale, x.ndim)
-        y += _per_channel(shift, x.ndim)
+        y = x * per_channel(scale, x.ndim)
+        y += per_channel(shift, x.ndim)
         return y
 
     def backward(self, gy):
         ndim = gy.ndim
-        grads = [gy * _per_channel(self.scale, ndim) if self.needs_input_grad[0] else None]
+        grads = [gy * per_channel(self.scale, ndim) if self.needs_input_grad[0] else None]
         if self.gamma is not None:
-            xhat = (self.x - _per_channel(self.mean, ndim)) * _per_channel(self.invstd, ndim)
-            grads.append(_channel_dot(_grouped(gy), _grouped(xhat)))
+            xhat = (self.x - per_channel(self.mean, ndim)) * per_channel(self.invstd, ndim)
+            grads.append(channel_dot(grouped(gy), grouped(xhat)))
         if self.has_beta:
-            grads.append(_channel_sum(_grouped(gy)))
+            grads.append(channel_sum(grouped(gy)))
         return tuple(grads)
 
 

@@ -10,8 +10,10 @@ from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatt
                      GlobalAvgPool2d, Linear, MaxPool2d, Maxout, ReLU, Sequential)
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, RemovableHandle
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["Module", "Parameter", "RemovableHandle", "init", "utils", "Sequential",
            "ModuleList", "ModuleDict", "Identity", "Linear", "Conv2d",
            "BatchNorm1d", "BatchNorm2d", "Maxout", "ReLU", "MaxPool2d", "AvgPool2d",
-           "GlobalAvgPool2d", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss"]
+           "GlobalAvgPool2d", "Dropout", "Flatten", "CrossEntropyLoss", "NLLLoss", "MSELoss",
+           "SyncBatchNorm"]

@@ -17,7 +17,7 @@ import itertools
 import numpy
 
 from .. import backend
-from ..autograd import Tensor, as_array
+from ..autograd import RemovableHandle, Tensor, as_array
 from ..functional._checks import check_float_dtype
 
 __all__ = ["Module", "Parameter", "RemovableHandle"]
@@ -41,19 +41,6 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by :meth:`Module.register_forward_hook`; ``remove()`` unregisters the hook."""
-
-    _ids = itertools.count()
-
-    def __init__(self, hooks):
-        self._hooks = hooks
-        self.id = next(self._ids)
-
-    def remove(self):
-        self._hooks.pop(self.id, None)
 
 
 class Module:

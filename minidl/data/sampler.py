@@ -1,0 +1,81 @@
+"""DistributedSampler: each process's shard of a data set, reshuffled the same way everywhere.
+
+Every process draws the same permutation of all n indices (from ``seed`` and
+the epoch), pads it by wrapping around to a multiple of the number of
+processes p, and keeps every p-th index starting at its rank.  So the shards
+are disjoint apart from the padding, cover the data set, and have the same
+length: every process runs the same number of steps, and none waits in a
+collective for one that has already stopped.
+"""
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["DistributedSampler"]
+
+
+class DistributedSampler:
+    """Iterate over this process's indices of a data set of ``len(dataset)`` samples.
+
+    dataset: an int (the number of samples), a tuple ``(images, labels)``, or
+        anything with ``__len__``.
+    num_replicas, rank: the number of processes and this one's index, e.g.
+        ``minidl.distributed.world_size()`` and ``rank()``; unlike PyTorch there
+        is no default, so that this layer stays free of the communicator.
+    shuffle: a new permutation each epoch, the same on every process.
+    drop_last: drop the tail that does not divide evenly instead of padding.
+
+    Each ``iter()`` uses the current epoch and then advances it, so a loop
+    over epochs reshuffles by itself; ``set_epoch(e)`` sets it as in PyTorch,
+    and ``state_dict()`` carries it into a checkpoint.
+    """
+
+    def __init__(self, dataset, num_replicas, rank, shuffle=True, seed=0, drop_last=False):
+        if isinstance(dataset, int):
+            self.n = dataset
+        elif isinstance(dataset, tuple):
+            self.n = len(dataset[0])
+        else:
+            self.n = len(dataset)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        if self.num_replicas < 1:
+            raise DataError(f"num_replicas must be at least 1, got {self.num_replicas}")
+        if not 0 <= self.rank < self.num_replicas:
+            raise DataError(f"rank must be in [0, {self.num_replicas - 1}], got {self.rank}")
+        if drop_last and self.n < self.num_replicas:
+            raise DataError(f"drop_last with {self.n} samples leaves nothing for "
+                            f"{self.num_replicas} processes")
+        self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
+        self.epoch = 0
+
+    def __len__(self):
+        """The number of indices each process gets per epoch (the same on all)."""
+        if self.drop_last:
+            return self.n // self.num_replicas
+        return -(-self.n // self.num_replicas)
+
+    def indices(self, epoch):
+        """This process's indices for ``epoch``, as an int64 array."""
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        total = len(self) * self.num_replicas
+        if total > self.n:      # pad by wrapping around (again if p > n)
+            order = np.resize(order, total)
+        return order[self.rank:total:self.num_replicas]
+
+    def __iter__(self):
+        order = self.indices(self.epoch)
+        self.epoch += 1
+        return iter(order)
+
+    def set_epoch(self, epoch):
+        """Use ``epoch``'s permutation at the next ``iter()``."""
+        self.epoch = int(epoch)
+
+    def state_dict(self):
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.epoch = int(state["epoch"])

@@ -1,0 +1,76 @@
+"""The batch-norm arithmetic shared by ``normalization.batch_norm`` and ``nn.SyncBatchNorm``.
+
+The two differ only in where a channel's sums come from (one process, or
+all-reduced over all of them); normalizing, the running-statistics update,
+the affine map and the closed-form input gradient are these functions.
+Both layouts, (N, C) and (N, C, H, W), are handled as an (N, C, S) view,
+S = 1 or H*W, so a channel's m = N*S values are summed over axes 0 and 2.
+"""
+from .. import backend
+
+__all__ = ["grouped", "channel_dot", "channel_sum", "per_channel", "update_running",
+           "scale_and_shift", "input_grad"]
+
+
+def grouped(a):
+    """(N, C) or (N, C, H, W) -> an (N, C, S) view."""
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def channel_dot(a, b):
+    """sum over n and s of a[n, c, s] * b[n, c, s], for (N, C, S) arrays: shape (C,).
+
+    A batched (1, S) @ (S, 1) matrix product computes every (n, c) dot product
+    with BLAS: no full-size temporary, and blocked float32 accumulation (more
+    accurate than one running sum over N*S terms).
+    """
+    return (a[:, :, None, :] @ b[:, :, :, None]).sum(axis=(0, 2, 3))
+
+
+def channel_sum(a):
+    """sum over n and s of a[n, c, s], for an (N, C, S) array: one matrix-vector product."""
+    xp = backend.get_array_module(a)
+    return (a @ xp.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
+
+
+def per_channel(v, ndim):
+    """A (C,) vector shaped to broadcast along axis 1 of an ndim-D array."""
+    return v.reshape(v.shape + (1,) * (ndim - 2))
+
+
+def update_running(running_mean, running_var, mean, var, m, momentum):
+    """running = (1 - momentum) * running + momentum * stat, in place; var taken unbiased.
+
+    ``var`` is the biased variance of m values; the running one gets var * m / (m - 1).
+    Nothing happens when the buffers are None.
+    """
+    if running_mean is None:
+        return
+    running_mean *= 1 - momentum
+    running_mean += momentum * mean
+    running_var *= 1 - momentum
+    running_var += (momentum * m / (m - 1)) * var
+
+
+def scale_and_shift(xhat, gamma, beta):
+    """y = gamma * xhat + beta in a fresh array (gamma / beta None: 1 / 0)."""
+    y = xhat * per_channel(gamma, xhat.ndim) if gamma is not None else xhat.copy()
+    if beta is not None:
+        y += per_channel(beta, xhat.ndim)
+    return y
+
+
+def input_grad(gy, xhat, scale, dbeta, dgamma, m):
+    """dx = scale * (dy - dbeta / m - xhat * dgamma / m), scale = gamma * invstd.
+
+    Built in place in one fresh array: each full-size temporary would cost a
+    pass over memory.  ``dbeta`` and ``dgamma`` are the channel sums over all
+    m values the statistics came from.
+    """
+    xp = backend.get_array_module(gy)
+    ndim = gy.ndim
+    gx = xhat * per_channel(dgamma / m, ndim)
+    gx += per_channel(dbeta / m, ndim)
+    xp.subtract(gy, gx, out=gx)
+    gx *= per_channel(scale, ndim)
+    return gx
