@@ -26,7 +26,7 @@ import numpy
 from . import __version__, backend, models
 from .autograd import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DataLoader, dataset_info, to_float
+from .data import DATASETS, DataError, DataLoader, dataset_info, to_float
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)
@@ -208,7 +208,7 @@ def split_validation(images, labels, fraction, seed=0):
     Stratified: each class gives ``round(fraction * its count)`` images to
     the validation part, chosen at random by a generator seeded with
     ``seed`` (the run seed), so the split is the same on every resume.  Both
-    parts keep the images' order.  ValueError when either part would be empty.
+    parts keep the images' order.  DataError when either part would be empty.
     """
     rng = numpy.random.default_rng(seed)
     held = numpy.zeros(len(labels), dtype=bool)
@@ -216,7 +216,7 @@ def split_validation(images, labels, fraction, seed=0):
         members = numpy.flatnonzero(labels == label)
         held[rng.permutation(members)[:round(fraction * len(members))]] = True
     if held.all() or not held.any():
-        raise ValueError(f"val_split {fraction} of {len(labels)} training images leaves "
+        raise DataError(f"val_split {fraction} of {len(labels)} training images leaves "
                          f"{'no training' if held.all() else 'no validation'} images")
     return (images[~held], labels[~held]), (images[held], labels[held])
 

@@ -317,9 +317,9 @@ class Trainer:
 
     def _end_epoch(self, seconds):
         loss_sum, correct, seen = self._totals
-        # the rate the epoch's last step used: after the schedule's last step it may be 0
-        lr = self._step_lr if self._step_lr is not None else self.optimizer.param_groups[0]["lr"]
-        record = {"epoch": self.epoch + 1, "global_step": self.global_step, "lr": float(lr),
+        # the rate the epoch's last step used (the optimizer's is the next step's: 0 at the end)
+        record = {"epoch": self.epoch + 1, "global_step": self.global_step,
+                  "lr": float(self._step_lr),
                   "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "val_loss": None, "val_accuracy": None, "test_loss": None,
                   "test_accuracy": None}

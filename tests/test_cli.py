@@ -141,6 +141,8 @@ def test_errors_are_one_line_with_status_2(tmp_path, capsys):
         capsys, ["train", *TINY, "--epochs", "2", "--warmup", "2", "--out", str(tmp_path / "w")])
     assert "unknown override" in error_of(capsys, ["train", *TINY, "--pieces", "3",
                                                    "--out", str(tmp_path / "p")])
+    assert "val_split 0.001 of 64 training images leaves no validation images" in error_of(
+        capsys, ["train", *TINY, "--val-split", "0.001", "--out", str(tmp_path / "v")])
 
 
 def test_resume_refuses_changed_settings_and_existing_runs(run, capsys):
