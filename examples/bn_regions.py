@@ -339,7 +339,7 @@ def parse_args(argv=None):
 
 def load(limit):
     """Digits, standardized as `minidl train` does: ((train_x, train_y), (test_x, test_y))."""
-    _, train_split, test_split = recipes.load_splits("digits", limit=limit)
+    _, train_split, _, test_split = recipes.load_splits("digits", limit=limit)
     return train_split, test_split
 
 

@@ -77,9 +77,11 @@ def load_checkpoint(path):
     except CheckpointError:
         raise
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        # a truncated zip, a bad CRC, a file that is not an archive at all...
+        # a truncated zip, a bad CRC, a file that is not an archive at all (which numpy
+        # takes for a pickle, advising allow_pickle=: advice a checkpoint must never follow)
+        detail = "not an .npz archive" if "allow_pickle" in str(exc) else exc
         raise CheckpointError(f"{path} is not a readable minidl checkpoint (truncated or "
-                              f"corrupt?): {exc}") from None
+                              f"corrupt?): {detail}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a minidl checkpoint (its header has no "
                               f"format {FORMAT!r})")

@@ -1,8 +1,10 @@
-"""The ``minidl`` command (also ``python -m minidl``): train, eval, models, diagnose.
+"""The ``minidl`` command (also ``python -m minidl``): train, eval, predict, models, diagnose.
 
     minidl train --model min-small --dataset digits       # a good run with the defaults
     minidl train --resume runs/min-small-digits           # continue an interrupted run
+    minidl train --resume runs/min-small-digits --epochs 8   # extend a finished run
     minidl eval runs/min-small-digits/checkpoint.npz
+    minidl predict runs/min-small-digits digit.png more.npy   # class and probability each
     minidl models
     minidl diagnose runs/min-small-digits                 # linear-region statistics + plots
 
@@ -11,7 +13,8 @@ line, a function adding its arguments to an ``argparse`` parser, and a
 function running it with the parsed arguments (returning the exit status, or
 None for 0).  A run function reports a problem of the user's input by
 raising :class:`CommandError` (or ``DataError`` / ``CheckpointError``):
-``main`` prints it as one line on stderr and exits with status 2.
+``main`` prints it as one line on stderr and exits with status 2; argparse's
+own errors are one line too.
 """
 import argparse
 import contextlib
@@ -23,12 +26,14 @@ import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import numpy
+
 from . import __version__, backend, diagnostics, distributed, models, plots, recipes
 from .checkpoint import CheckpointError
-from .data import DATASETS, DataError, DataLoader, dataset_info
+from .data import DATASETS, DataError, DataLoader, dataset_info, read_array, read_images
 from .functional._checks import check_number
 from .tables import format_table
-from .train import CHECKPOINT_NAME, TrainingError, TrainingInterrupted, evaluate
+from .train import BEST_NAME, CHECKPOINT_NAME, TrainingError, TrainingInterrupted, evaluate
 
 __all__ = ["main", "Command", "COMMANDS", "CommandError"]
 
@@ -44,8 +49,19 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], "int | None"]
 
 
-# the training flags that define a run: saved in its config, fixed when resuming
+# the training flags that define a run: saved in its config, fixed when resuming (but
+# --epochs, which may grow to extend a run)
 RUN_FLAGS = ("model", "dataset") + recipes.HYPERPARAMETERS
+# what --threads sets when threadpoolctl is missing: read by the BLAS libraries as NumPy loads
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _per_dataset(key):
+    """A help text's default of hyper-parameter ``key``: one value, or one per data set."""
+    values = {name: recipes.DEFAULTS[name][key] for name in recipes.DEFAULTS}
+    if len(set(values.values())) == 1:
+        return f"(default: {values['digits']})"
+    return "(default per data set: " + ", ".join(f"{k} {v}" for k, v in values.items()) + ")"
 
 
 # ---------------------------------------------------------------------------- train
@@ -54,26 +70,46 @@ def _train_arguments(parser):
     run = parser.add_argument_group("the run (defaults per data set: see docs/training.md)")
     run.add_argument("--model", metavar="NAME", help="model name: " + ", ".join(models.available()))
     run.add_argument("--dataset", metavar="NAME", help="data set: " + ", ".join(DATASETS))
-    run.add_argument("--epochs", type=_positive_int, help="number of epochs")
-    run.add_argument("--batch-size", type=_positive_int, help="training batch size")
-    run.add_argument("--optimizer", choices=("sgd", "adam"), help="optimizer (default sgd)")
-    run.add_argument("--lr", type=_positive_float, help="peak learning rate")
-    run.add_argument("--momentum", type=_nonnegative_float, help="SGD momentum (default 0.9)")
+    run.add_argument("--epochs", type=_positive_int,
+                     help="number of epochs; on --resume, a larger number extends the run "
+                          + _per_dataset("epochs"))
+    run.add_argument("--batch-size", type=_positive_int,
+                     help="training batch size " + _per_dataset("batch_size"))
+    run.add_argument("--optimizer", choices=recipes.OPTIMIZERS,
+                     help="optimizer " + _per_dataset("optimizer"))
+    run.add_argument("--lr", type=_positive_float,
+                     help=f"peak learning rate {_per_dataset('lr')[:-1]}; "
+                          f"adam: {recipes.ADAM_LR})")
+    run.add_argument("--momentum", type=_nonnegative_float,
+                     help="SGD momentum " + _per_dataset("momentum"))
     run.add_argument("--weight-decay", type=_nonnegative_float,
-                     help="L2 weight decay on weights (never on biases or batch-norm parameters)")
-    run.add_argument("--schedule", choices=("cosine", "step", "none"),
-                     help="learning-rate schedule, stepped every iteration (default cosine)")
+                     help="L2 weight decay on weights (never on biases or batch-norm "
+                          "parameters) " + _per_dataset("weight_decay"))
+    run.add_argument("--schedule", choices=recipes.SCHEDULES,
+                     help="learning-rate schedule, stepped every iteration "
+                          + _per_dataset("schedule"))
     run.add_argument("--warmup", type=_nonnegative_int, metavar="EPOCHS",
-                     help="epochs of linear warm-up from lr/10 before the schedule")
-    run.add_argument("--seed", type=_nonnegative_int, help="run seed (default 0)")
-    run.add_argument("--dropout", type=float, help="model dropout probability (model default 0.5)")
-    run.add_argument("--pieces", type=_positive_int, help="maxout pieces (maxout models)")
+                     help="epochs of linear warm-up from lr/10 before the schedule "
+                          + _per_dataset("warmup"))
+    run.add_argument("--seed", type=_nonnegative_int, help="run seed (default: 0)")
+    run.add_argument("--dropout", type=_probability,
+                     help="model dropout probability (default: 0 on digits, the model's "
+                          "own, 0.5, elsewhere)")
+    run.add_argument("--pieces", type=_positive_int,
+                     help="maxout pieces (maxout models; default: the model's)")
     run.add_argument("--limit", type=_positive_int, metavar="N",
-                     help="use only the first N training and N test images (quick trials)")
+                     help="use only the first N training and N test images (quick trials; "
+                          "default: all)")
+    run.add_argument("--val-split", type=_fraction, metavar="FRACTION",
+                     help="hold out this fraction of every class of the training images "
+                          "(seeded by --seed) to validate on after each epoch, keep the best "
+                          "epoch in best.npz and test only after the last epoch (default: "
+                          "none; test after every epoch)")
     where = parser.add_argument_group("where")
     where.add_argument("--out", type=Path, metavar="DIR",
-                       help="output folder for checkpoint.npz, log.csv and log.json "
-                            "(default runs/MODEL-DATASET, numbered when taken)")
+                       help="output folder for checkpoint.npz, log.csv, log.json and "
+                            "training_curves.png (default: runs/MODEL-DATASET, numbered when "
+                            "taken)")
     where.add_argument("--resume", nargs="?", const="", metavar="PATH",
                        help="continue the run saved in PATH (a run folder or checkpoint); "
                             "without PATH: --out, else the latest runs/MODEL-DATASET folder")
@@ -87,9 +123,21 @@ def _train_arguments(parser):
 
 
 def _device_and_data_arguments(parser):
-    parser.add_argument("--device", help="cpu, cuda or cuda:N (default $MINIDL_DEVICE or cpu)")
+    _device_arguments(parser)
+    _data_arguments(parser)
+
+
+def _device_arguments(parser):
+    parser.add_argument("--device",
+                        help="cpu, cuda or cuda:N (default: $MINIDL_DEVICE, else cpu)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="use at most N CPU threads for NumPy's matrix products "
+                             "(default: all cores)")
+
+
+def _data_arguments(parser):
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="data root (default $MINIDL_DATA or ~/.cache/minidl)")
+                        help="data root (default: $MINIDL_DATA, else ~/.cache/minidl)")
     parser.add_argument("--download", action="store_true",
                         help="download the data set if its files are missing")
 
@@ -119,8 +167,10 @@ def _launch(nproc, argv):
 def _train(args, parallel):
     device = _device(args.device)
     if args.resume is not None:
-        path, state, config = recipes.load_run(_resume_path(args))
+        path, state, config = recipes.read_run(_resume_path(args))
         _check_resume_flags(args, config)
+        if args.epochs is not None:
+            config = dict(config, epochs=args.epochs)
         out = os.path.dirname(os.path.abspath(path))
     else:
         if args.model is None or args.dataset is None:
@@ -134,6 +184,9 @@ def _train(args, parallel):
                            f"divide among {size} processes")
     trainer = recipes.build_trainer(config, out, device=device, root=args.data_dir,
                                     download=args.download, state=state, distributed=parallel)
+    if state is not None and trainer.epoch >= trainer.epochs:
+        raise CommandError(f"{path} finished its {trainer.epochs} epochs; extend the run with "
+                           f"a larger --epochs")
     if state is not None:
         print(f"resuming {path} at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     else:
@@ -143,6 +196,7 @@ def _train(args, parallel):
     if parallel:
         print(f"data-parallel on {size} processes: global batch {config['batch_size']} = "
               f"{size} x {config['batch_size'] // size}, lr {config['lr']}")
+    _busy_hint()
     try:
         history = trainer.fit()
     except TrainingInterrupted as exc:
@@ -150,6 +204,10 @@ def _train(args, parallel):
         if exc.checkpoint is not None:
             print(f"resume with: minidl train --resume {out}", file=sys.stderr)
         return 130
+    best = trainer.best_epoch()
+    if best is not None:
+        print(f"best validation accuracy: {100 * history[best - 1]['val_accuracy']:.1f}% at "
+              f"epoch {best} ({os.path.join(out, BEST_NAME)})")
     print(f"test accuracy: {100 * history[-1]['test_accuracy']:.1f}%")
     return 0
 
@@ -169,7 +227,10 @@ def _check_resume_flags(args, config):
         given = getattr(args, key)
         saved = (config["overrides"].get(key) if key in recipes.MODEL_OVERRIDES
                  else config.get(key))
-        if given is not None and given != saved:
+        if key == "epochs" and given is not None and given < saved:
+            raise CommandError(f"--epochs {given} is fewer than the resumed run's {saved}; a "
+                               f"resumed run can be extended, not shortened")
+        if given is not None and given != saved and key != "epochs":
             flag = "--" + key.replace("_", "-")
             raise CommandError(f"{flag} {given} differs from the resumed run's {saved!r}; a "
                                f"resumed run keeps its settings (use a new --out for a new run)")
@@ -221,15 +282,16 @@ def _eval_arguments(parser):
     parser.add_argument("--dataset", metavar="NAME",
                         help="evaluate on this data set's test split (default: the run's): "
                              + ", ".join(DATASETS))
-    parser.add_argument("--batch-size", type=_positive_int, default=recipes.EVAL_BATCH_SIZE)
+    parser.add_argument("--batch-size", type=_positive_int, default=recipes.EVAL_BATCH_SIZE,
+                        help="evaluation batch size")
     parser.add_argument("--limit", type=_positive_int, metavar="N",
-                        help="evaluate on the first N test images only")
+                        help="evaluate on the first N test images only (default: all)")
     _device_and_data_arguments(parser)
 
 
 def run_eval(args):
     device = _device(args.device)
-    _, state, config = recipes.load_run(args.checkpoint)
+    _, state, config = recipes.read_run(args.checkpoint)
     trained_on = config["dataset"]
     dataset = args.dataset or trained_on
     want, have = dataset_info(dataset), dataset_info(trained_on)
@@ -250,6 +312,54 @@ def run_eval(args):
 def _shape(info):
     return f"{info['channels']}x{info['image_size']}x{info['image_size']}, " \
            f"{info['num_classes']} classes"
+
+
+# ---------------------------------------------------------------------------- predict
+
+def _predict_arguments(parser):
+    parser.add_argument("checkpoint", metavar="CHECKPOINT",
+                        help="a checkpoint.npz (or best.npz), or the run folder holding it")
+    parser.add_argument("files", metavar="FILE", nargs="+",
+                        help="raw images as the data set stores them: .npy (HxW, NxHxW, "
+                             "NxCxHxW; uint8 0-255 or floats 0-1), .png/.jpg (one picture, "
+                             'not resized; needs Pillow: pip install "minidl[image]") or IDX '
+                             "(e.g. t10k-images-idx3-ubyte.gz)")
+    parser.add_argument("--labels", metavar="FILE",
+                        help="the true classes of all the images in order (.npy or IDX): "
+                             "print the accuracy too")
+    parser.add_argument("--batch-size", type=_positive_int, default=recipes.EVAL_BATCH_SIZE,
+                        help="images per forward pass")
+    _device_arguments(parser)
+
+
+def run_predict(args):
+    """``minidl predict``: one line per image, ``NAME  class C  probability P``."""
+    model = recipes.load_run(args.checkpoint, _device(args.device))
+    channels = model.info["channels"]
+    predicted = []
+    for name in args.files:
+        try:
+            images = read_images(name, channels)
+            classes, probabilities = model.predict(images, args.batch_size)
+        except ImportError as exc:      # Pillow, for a picture
+            raise CommandError(str(exc)) from None
+        except (TypeError, ValueError) as exc:      # not a DataError: the shape or dtype
+            if isinstance(exc, DataError):
+                raise
+            raise CommandError(f"{name}: {exc}") from None
+        single = numpy.ndim(images) == (2 if channels == 1 else 3)
+        for i, (c, p) in enumerate(zip(classes, probabilities)):
+            print(f"{name if single else f'{name}[{i}]'}  class {c}  probability {p[c]:.4f}")
+        predicted.append(classes)
+    if args.labels is not None:
+        labels = read_array(args.labels).astype(numpy.int64).ravel()
+        predicted = numpy.concatenate(predicted)
+        if len(labels) != len(predicted):
+            raise CommandError(f"--labels {args.labels} holds {len(labels):,} labels for "
+                               f"{len(predicted):,} images")
+        print(f"accuracy: {100 * numpy.mean(predicted == labels):.1f}% "
+              f"({len(labels):,} images)")
+    return 0
 
 
 # ---------------------------------------------------------------------------- models
@@ -297,7 +407,7 @@ def run_diagnose(args):
     installed, ``region_shares.png`` and ``largest_share.png`` to ``--out``.
     """
     device = _device(args.device)
-    path, state, config = recipes.load_run(args.checkpoint)
+    path, state, config = recipes.read_run(args.checkpoint)
     dataset = args.dataset or config["dataset"]
     want, have = dataset_info(dataset), dataset_info(config["dataset"])
     if (want["channels"], want["image_size"]) != (have["channels"], have["image_size"]):
@@ -335,15 +445,40 @@ COMMANDS = [
     Command("train", "train a model (a progress bar, one line per epoch, a checkpoint)",
             _train_arguments, run_train),
     Command("eval", "test loss and accuracy of a checkpoint", _eval_arguments, run_eval),
+    Command("predict", "the class and its probability for each image of some files",
+            _predict_arguments, run_predict),
     Command("models", "the models with their parameter counts", _models_arguments, run_models),
     Command("diagnose", "linear-region statistics of a checkpoint's ReLU/maxout units, and plots",
             _diagnose_arguments, run_diagnose),
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (status 2), and no abbreviated flags."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, formatter_class=_HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to a flag's help, unless it has none to show or says it already.
+
+    A default of None means "decided later" (per data set, per model): those
+    flags spell their defaults out in their help.
+    """
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="minidl", description="Train and evaluate NIN / MIN models with minidl.")
+    parser = _Parser(prog="minidl",
+                     description="Train, evaluate and run NIN / MIN models with minidl.")
     parser.add_argument("--version", action="version", version=f"minidl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
@@ -358,49 +493,109 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)     # for --nproc's relaunch
     try:
+        if getattr(args, "threads", None) is not None:
+            _limit_threads(args.threads, reexec=argv is None)
+        _device(None)   # MINIDL_DEVICE: every command's layers are created on it
         return args.run(args) or 0
     except (CommandError, DataError, CheckpointError) as exc:
-        _error(exc, getattr(args, "download", True))
+        _error(exc)
         return 2
     except TrainingError as exc:
-        _error(exc, True)
+        _error(exc)
         return 1
     except KeyboardInterrupt:
         print("minidl: interrupted", file=sys.stderr)
         return 130
 
 
-def _error(exc, download):
-    """Print ``exc`` as one line on stderr (a long data error keeps its first line)."""
-    lines = str(exc).strip().splitlines() or [type(exc).__name__]
-    message = lines[0]
-    if isinstance(exc, DataError) and len(lines) > 1 and not download:
-        message += " (pass --download to fetch it)"
-    print(f"minidl: error: {message}", file=sys.stderr)
+def _error(exc):
+    """Print ``exc`` on one line on stderr: ``minidl: error: `` and its whole message."""
+    print(f"minidl: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+
+
+def one_line(message):
+    """A message of several lines on one line.
+
+    An indented line (a command, a URL) continues the line before it after a
+    space, as does any line after one that ends in ":"; other lines are
+    separate sentences, joined by "; ".
+    """
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    text = lines[0].strip() if lines else ""
+    for before, line in zip(lines, lines[1:]):
+        indented = line[:1].isspace() and not before[:1].isspace()
+        text += (" " if indented or before.rstrip().endswith(":") else "; ") + line.strip()
+    return text
 
 
 def _device(spec):
+    """The device of ``--device spec``, or else the default one ($MINIDL_DEVICE, else cpu)."""
+    source = f"--device {spec}" if spec else f"MINIDL_DEVICE={os.environ.get('MINIDL_DEVICE')}"
     try:
         device = backend.device(spec) if spec else backend.get_default_device()
     except (TypeError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(f"{source}: {exc}") from None
     if device.type == "cuda" and not backend.gpu_available():
-        raise CommandError(f"--device {device} was asked for but "
-                           f"{backend.gpu_unavailable_reason()}")
+        raise CommandError(f"{source} asks for {device} but {backend.gpu_unavailable_reason()}")
     return device
 
 
-def _number(integer=False, low=0, low_open=False):
-    """An argparse type: a finite number of at least (above, with ``low_open``) ``low``."""
+def _limit_threads(threads, reexec):
+    """Let NumPy's BLAS use at most ``threads`` threads.
+
+    With threadpoolctl installed it changes the limit of the libraries
+    already loaded.  Without it the only way is the environment variables
+    BLAS reads when it loads, which NumPy (imported by minidl itself) has
+    already done: so the command starts itself again with them set when
+    ``reexec`` (it is the real command line); otherwise (``main`` called from
+    Python) it sets them for the processes started later and says so.
+    """
+    try:
+        import threadpoolctl
+    except ImportError:
+        threadpoolctl = None
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(threads)
+        return
+    wanted = {name: str(threads) for name in THREAD_VARIABLES}
+    if all(os.environ.get(name) == value for name, value in wanted.items()):
+        return          # set before this process started: BLAS loaded with them
+    os.environ.update(wanted)
+    if reexec:
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "minidl", *sys.argv[1:]])
+    print(f"minidl: note: --threads {threads} set {', '.join(THREAD_VARIABLES)}, but NumPy "
+          f"was loaded before; only processes started from now on follow them (install "
+          f'threadpoolctl to limit this one: pip install "minidl[threads]")', file=sys.stderr)
+
+
+def _busy_hint():
+    """A note on stderr when other processes already keep every core busy."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):       # not on every system
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if load >= cores:
+        print(f"minidl: note: the machine is busy (load average {load:.1f} on {cores} CPU "
+              f"cores): training will be slower than usual; --threads N caps minidl's "
+              f"threads", file=sys.stderr)
+
+
+def _number(integer=False, low=0, **limits):
+    """An argparse type: an integer (or a finite number) in the range ``check_number`` takes."""
+    if not integer:
+        limits = {"high": math.inf, "high_open": True, **limits}
+    expected = "an integer" if integer else "a number"
+
     def parse(text):
         try:
             value = int(text) if integer else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        finite = {} if integer else {"high": math.inf, "high_open": True}
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         try:
             return check_number("minidl", "the value", value, integer=integer, low=low,
-                                low_open=low_open, **finite)
+                                **limits)
         except ValueError as exc:   # argparse names the flag: keep "must be ..., got ..."
             raise argparse.ArgumentTypeError(str(exc).partition(" the value ")[2]) from None
     return parse
@@ -410,3 +605,5 @@ _positive_int = _number(integer=True, low=1)
 _nonnegative_int = _number(integer=True)
 _positive_float = _number(low_open=True)
 _nonnegative_float = _number()
+_probability = _number(high=1, high_open=True)
+_fraction = _number(low_open=True, high=1, high_open=True)

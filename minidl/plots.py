@@ -18,6 +18,7 @@ import os
 import numpy
 
 from .diagnostics import DEGENERATE_SHARE
+from .fileio import atomic_write
 
 __all__ = ["plot_region_shares", "plot_largest_share_histogram", "plot_training_curves",
            "figure_pixels", "DPI", "PANEL_INCHES"]
@@ -61,7 +62,7 @@ def _save(figure, path):
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
+    atomic_write(path, lambda f: figure.savefig(f, dpi=DPI, format="png"))
     return path
 
 
@@ -147,8 +148,10 @@ def plot_training_curves(histories, path, metrics=("train_loss", "test_accuracy"
     """One panel per metric, one line per run, against the epoch.
 
     ``histories``: label -> list of per-epoch dicts (``Trainer.history``: each
-    holds the metric names as keys).  ``styles``: label -> keyword arguments
-    for ``Axes.plot`` (color, linestyle...), optional.  Returns ``path``.
+    holds the metric names as keys; epochs where a metric is None, such as
+    the test accuracy of a run with a validation split, are left out).
+    ``styles``: label -> keyword arguments for ``Axes.plot`` (color,
+    linestyle...), optional.  Returns ``path``.
     """
     if not histories:
         raise ValueError("plot_training_curves: nothing to plot (got no histories)")
@@ -158,9 +161,9 @@ def plot_training_curves(histories, path, metrics=("train_loss", "test_accuracy"
     styles = styles or {}
     for ax, metric in zip(axes, metrics):
         for label, history in histories.items():
-            values = [record[metric] for record in history]
-            epochs = range(1, len(values) + 1)
-            ax.plot(epochs, values, marker=".", label=label, **styles.get(label, {}))
+            points = [(epoch, record[metric]) for epoch, record in enumerate(history, 1)
+                      if record[metric] is not None]
+            ax.plot(*zip(*points), marker=".", label=label, **styles.get(label, {}))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel(metric.replace("_", " "), fontsize=8)

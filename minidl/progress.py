@@ -17,13 +17,14 @@ def progress(iterable=None, total=None, desc="", disable=False, unit="it",
              unit_scale=False, file=None):
     """Wrap `iterable` (or count by hand with `.update(n)`) in a progress bar.
 
-    Returns a tqdm bar when tqdm is importable, else a `Progress`; both iterate
+    Returns a bar of `tqdm.auto` when tqdm is importable (a widget in Jupyter,
+    text in a terminal), else a `Progress`; both iterate
     over `iterable` and support `update`, `set_postfix`, `close` and `with`.
     `total` defaults to `len(iterable)`; `unit_scale=True` prints 1.5M for
     1500000; `file` defaults to sys.stderr.
     """
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ImportError:
         return Progress(iterable, total, desc, disable, unit, unit_scale, file)
     return tqdm(iterable, total=total, desc=desc, disable=disable, unit=unit,

@@ -4,8 +4,10 @@
     trainer = build_trainer(config, out_dir="runs/demo")    # data, model, optimizer, schedule
     trainer.fit()
     ...
-    path, state, config = load_run("runs/demo")             # a checkpoint and its run config
-    model = restore_model(state)                            # the trained model, in eval mode
+    model = load_run("runs/demo")                           # eval mode, preprocessing attached
+    classes, probabilities = model.predict(raw_uint8_images)
+    path, state, config = read_run("runs/demo")             # a checkpoint and its run config
+    network = restore_model(state)                          # expects *preprocessed* input
     x, y = load_data(config["dataset"], "test", preprocessing=restore_preprocessing(state))
 
 A *run config* is the JSON-ready dict that :func:`run_config` returns and the
@@ -19,23 +21,28 @@ layout; ``minidl train``, ``eval`` and ``diagnose`` call it.  See
 import math
 from pathlib import Path
 
+import numpy
+
 from . import __version__, backend, models
+from .autograd import Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DataLoader, DistributedSampler
+from .data import DATASETS, DataError, DataLoader, DistributedSampler, dataset_info, to_float
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)
 from .distributed import DataParallel, get_communicator
+from .functional import softmax
 from .functional._checks import check_number
-from .nn import SyncBatchNorm
+from .nn import Module, SyncBatchNorm
 from .optim import (SGD, Adam, CosineAnnealingLR, LinearWarmup, MultiStepLR, SequentialLR,
                     weight_decay_groups)
 from .train import CHECKPOINT_NAME, Trainer
 
 __all__ = ["DEFAULTS", "ADAM_LR", "EVAL_BATCH_SIZE", "HYPERPARAMETERS", "MODEL_OVERRIDES",
            "hyperparameters", "run_config", "build_preprocessing", "build_augmentation",
-           "build_model", "build_optimizer", "build_schedule", "load_data", "load_splits",
-           "build_trainer", "load_run", "restore_model", "restore_preprocessing"]
+           "build_model", "build_optimizer", "build_schedule", "load_data", "split_validation",
+           "load_splits", "build_trainer", "read_run", "restore_model", "restore_preprocessing",
+           "TrainedModel", "load_run"]
 
 # Hyper-parameters per data set when none is given.  Learning rates are for SGD with
 # momentum; optimizer="adam" without an lr uses ADAM_LR.  digits: a short run on 4,000
@@ -57,7 +64,7 @@ ADAM_LR = 1e-3
 EVAL_BATCH_SIZE = 500
 # the settings of a run besides model and data set, in the order a run config lists them
 HYPERPARAMETERS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer",
-                   "schedule", "warmup", "seed", "limit")
+                   "schedule", "warmup", "seed", "limit", "val_split")
 MODEL_OVERRIDES = ("dropout", "pieces")     # passed to minidl.models.create
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "none")
@@ -68,10 +75,11 @@ SCHEDULES = ("cosine", "step", "none")
 def hyperparameters(dataset, **given):
     """The :data:`HYPERPARAMETERS` of a run on ``dataset``: its defaults, with ``given`` in.
 
-    A value of None stands for the default.  ``seed`` defaults to 0, and
+    A value of None stands for the default.  ``seed`` defaults to 0,
     ``limit`` (use only the first N training and N test images) to None: all
-    images.  ``warmup`` counts epochs of linear warm-up from lr/10 and must
-    be fewer than ``epochs``.
+    images, and ``val_split`` (the fraction of the training images held out
+    for validation, see :func:`split_validation`) to None: none.  ``warmup``
+    counts epochs of linear warm-up from lr/10 and must be fewer than ``epochs``.
     """
     if dataset not in DEFAULTS:
         raise ValueError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -79,7 +87,7 @@ def hyperparameters(dataset, **given):
     if unknown:
         raise ValueError(f"hyperparameters: unknown setting(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(HYPERPARAMETERS)}")
-    defaults = dict(DEFAULTS[dataset], seed=0, limit=None)
+    defaults = dict(DEFAULTS[dataset], seed=0, limit=None, val_split=None)
     settings = {key: defaults[key] if given.get(key) is None else given[key]
                 for key in HYPERPARAMETERS}
     if given.get("lr") is None and settings["optimizer"] == "adam":
@@ -102,6 +110,8 @@ def hyperparameters(dataset, **given):
     check("seed", integer=True, low=0)
     if settings["limit"] is not None:
         check("limit", integer=True, low=1)
+    if settings["val_split"] is not None:
+        check("val_split", low=0, high=1, low_open=True, high_open=True)
     return settings
 
 
@@ -193,18 +203,46 @@ def load_data(dataset, split, root=None, download=False, limit=None, preprocessi
     return (images if preprocessing is None else preprocessing(images)), labels
 
 
-def load_splits(dataset, root=None, download=False, limit=None, preprocessing=None):
-    """``(preprocessing, train, test)``: both splits, preprocessed, as ``(images, labels)``.
+def split_validation(images, labels, fraction, seed=0):
+    """``(train, val)``: ``fraction`` of every class held out, drawn with ``seed``.
 
-    ``preprocessing``: an already fitted one (a resumed run's); None builds
-    :func:`build_preprocessing` and fits it on the (first ``limit``) training images.
+    Stratified: each class gives ``round(fraction * its count)`` images to
+    the validation part, chosen at random by a generator seeded with
+    ``seed`` (the run seed), so the split is the same on every resume.  Both
+    parts keep the images' order.  DataError when either part would be empty.
     """
-    train_x, train_y = load_data(dataset, "train", root, download, limit)
+    rng = numpy.random.default_rng(seed)
+    held = numpy.zeros(len(labels), dtype=bool)
+    for label in numpy.unique(labels):
+        members = numpy.flatnonzero(labels == label)
+        held[rng.permutation(members)[:round(fraction * len(members))]] = True
+    if held.all() or not held.any():
+        raise DataError(f"val_split {fraction} of {len(labels)} training images leaves "
+                         f"{'no training' if held.all() else 'no validation'} images")
+    return (images[~held], labels[~held]), (images[held], labels[held])
+
+
+def load_splits(dataset, root=None, download=False, limit=None, preprocessing=None,
+                val_split=None, seed=0):
+    """``(preprocessing, train, val, test)``: the splits, preprocessed, as ``(images, labels)``.
+
+    ``val``: the part of the (first ``limit``) training images that
+    :func:`split_validation` holds out with ``val_split`` and ``seed``; None
+    without a ``val_split``.  ``preprocessing``: an already fitted one (a
+    resumed run's); None builds :func:`build_preprocessing` and fits it on
+    the training images (without the validation part).
+    """
+    train = load_data(dataset, "train", root, download, limit)
+    val = None
+    if val_split is not None:
+        train, val = split_validation(*train, val_split, seed)
     if preprocessing is None:
         preprocessing = build_preprocessing(dataset)
-        preprocessing.fit(train_x)
+        preprocessing.fit(train[0])
     test = load_data(dataset, "test", root, download, limit, preprocessing)
-    return preprocessing, (preprocessing(train_x), train_y), test
+    if val is not None:
+        val = (preprocessing(val[0]), val[1])
+    return preprocessing, (preprocessing(train[0]), train[1]), val, test
 
 
 def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=False, state=None,
@@ -216,6 +254,8 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     model on the host and moves it to ``device``, then the loaders, optimizer
     and schedule.  ``state``: a checkpoint of this run to continue (its
     fitted preprocessing and every piece of training state are restored).
+    A ``config`` with more ``epochs`` than the state's extends the run: its
+    schedule is rebuilt for the new length and taken to the step reached.
     ``config["device"]`` is set to ``device``.
 
     ``distributed``: one process of a data-parallel run over
@@ -230,7 +270,9 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     config = dict(config, device=str(device))
     dataset = config["dataset"]
     fitted = None if state is None else restore_preprocessing(state)
-    preprocessing, train, test = load_splits(dataset, root, download, config["limit"], fitted)
+    preprocessing, train, val, test = load_splits(dataset, root, download, config["limit"],
+                                                  fitted, config.get("val_split"),
+                                                  config["seed"])
     backend.manual_seed(config["seed"])
     model = build_model(config).to(device)
     batch_size, sampler = config["batch_size"], None
@@ -250,6 +292,7 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
                               transform=build_augmentation(dataset), sampler=sampler)
     optimizer = build_optimizer(model, config)
     trainer = Trainer(model, optimizer, train_loader,
+                      val_loader=None if val is None else DataLoader(val, EVAL_BATCH_SIZE),
                       test_loader=DataLoader(test, EVAL_BATCH_SIZE),
                       schedule=build_schedule(optimizer, config, len(train_loader)),
                       epochs=config["epochs"], seed=config["seed"], out_dir=out_dir,
@@ -257,13 +300,20 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
                       verbose=verbose)
     if state is not None:
         trainer.load_state_dict(state)
-        trainer.config["device"] = str(device)
+        extended = config["epochs"] != trainer.config["epochs"]
+        trainer.config.update(device=str(device), epochs=config["epochs"])
+        if extended and trainer.schedule is not None:
+            # the longer run's schedule, at the step reached (a schedule is a function of
+            # its step count: set it one short and step once to apply the rate)
+            trainer.schedule = build_schedule(optimizer, config, len(train_loader))
+            trainer.schedule.last_epoch = trainer.global_step - 1
+            trainer.schedule.step()
     return trainer
 
 
 # ---------------------------------------------------------------------------- restoring a run
 
-def load_run(checkpoint):
+def read_run(checkpoint):
     """``(path, state, config)`` of ``checkpoint``: a checkpoint file or the run folder holding it.
 
     ``path`` is the checkpoint file, ``state`` what it holds, ``config`` its run
@@ -281,7 +331,12 @@ def load_run(checkpoint):
 
 
 def restore_model(state, device="cpu"):
-    """The model of a checkpoint ``state``, its weights loaded, on ``device``, in eval mode."""
+    """The model of a checkpoint ``state``, its weights loaded, on ``device``, in eval mode.
+
+    It expects *preprocessed* input, as it was trained on: apply
+    :func:`restore_preprocessing` to raw images first, or use :func:`load_run`,
+    whose ``predict`` does both.
+    """
     try:
         model = build_model(state["config"])
     except KeyError as exc:
@@ -296,3 +351,88 @@ def restore_preprocessing(state):
     preprocessing = build_preprocessing(state["config"]["dataset"])
     preprocessing.load_state_dict(state["extra"]["preprocessing"])
     return preprocessing
+
+
+class TrainedModel(Module):
+    """A trained network with the fitted preprocessing of its run (what :func:`load_run` returns).
+
+    ``model(x)`` runs the network on a *preprocessed* tensor, as the trainer
+    did; ``model.predict(images)`` takes raw images.  Attributes: ``network``
+    (the trained module), ``preprocessing``, ``config`` (the run config),
+    ``info`` (channels, image size and classes of the data set), ``path``.
+    """
+
+    def __init__(self, network, preprocessing, config, path=None):
+        super().__init__()
+        self.network, self.preprocessing, self.config, self.path = (network, preprocessing,
+                                                                    config, path)
+        self.info = dataset_info(config["dataset"])
+
+    def forward(self, x):
+        return self.network(x)
+
+    def prepare(self, images):
+        """Raw images as the preprocessed float32 NxCxHxW batch the network takes (host array).
+
+        ``images``: uint8 pixels (0-255), or floats in [0, 1] as
+        ``minidl.data.load`` returns them; HxW (one image of a one-channel
+        data set), NxHxW (one channel) or CxHxW (several), or NxCxHxW.
+        """
+        images = numpy.asarray(images)
+        if images.dtype == numpy.uint8:
+            images = to_float(images)
+        elif images.dtype.kind == "f":
+            images = images.astype(numpy.float32)
+        else:
+            raise TypeError(f"predict: images must be uint8 pixels or floats in [0, 1], got "
+                            f"dtype {images.dtype}")
+        channels, size = self.info["channels"], self.info["image_size"]
+        if images.ndim == 2 and channels == 1:
+            images = images[None, None]
+        elif images.ndim == 3:
+            images = images[:, None] if channels == 1 else images[None]
+        if images.ndim != 4 or images.shape[1:] != (channels, size, size):
+            single = f"{size}x{size}" if channels == 1 else f"{channels}x{size}x{size}"
+            raise ValueError(f"predict: images must be {single} or Nx{single} (or "
+                             f"Nx{channels}x{size}x{size}) for a model trained on "
+                             f"{self.config['dataset']}, got shape {numpy.shape(images)}")
+        return self.preprocessing(images)
+
+    def predict(self, images, batch_size=EVAL_BATCH_SIZE):
+        """``(classes, probabilities)`` of raw ``images`` (see :meth:`prepare`): host arrays.
+
+        ``classes``: int64 (N,), the class of the largest logit;
+        ``probabilities``: float32 (N, classes), the softmax.  N is 1 for a
+        single image.  Runs in eval mode under ``no_grad`` on the network's
+        device, ``batch_size`` images at a time, and restores the mode.
+        """
+        x = self.prepare(images)
+        batch_size = check_number("predict", "batch_size", batch_size, integer=True, low=1)
+        device = next(iter(self.network.parameters())).device
+        was_training = self.training
+        self.eval()
+        classes, probabilities = [], []
+        try:
+            with no_grad():
+                for start in range(0, len(x), batch_size):
+                    logits = self(Tensor(backend.to_device(x[start:start + batch_size], device)))
+                    classes.append(backend.to_numpy(logits.data.argmax(axis=1)))
+                    probabilities.append(softmax(logits, axis=1).numpy())
+        finally:
+            self.train(was_training)
+        return (numpy.concatenate(classes).astype(numpy.int64),
+                numpy.concatenate(probabilities))
+
+
+def load_run(checkpoint, device="cpu"):
+    """The trained model of a run, ready for inference: a :class:`TrainedModel` in eval mode.
+
+    ``checkpoint``: a checkpoint file (``checkpoint.npz``, ``best.npz``) or a
+    run folder.  The model sits on ``device`` with the run's fitted
+    preprocessing attached, so ``load_run(path).predict(raw_images)`` gives
+    the same classes as ``minidl eval`` scores.  :func:`read_run` gives the
+    checkpoint's whole state instead.
+    """
+    path, state, config = read_run(checkpoint)
+    return TrainedModel(restore_model(state, device), restore_preprocessing(state), config,
+                        path).eval()

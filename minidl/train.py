@@ -11,8 +11,8 @@ Device traffic per training step: the batch's images and labels are copied to
 the model's device (two copies), and nothing comes back: the label range is
 checked on the host before the copy.  The loss and
 the number of correct predictions stay on the device; they are copied to the
-host together, once every ``log_every`` steps and at the end of an epoch,
-which is also when a NaN or infinite loss is noticed.
+host together after an epoch's first step, once every ``log_every`` steps
+and at the end of an epoch, which is also when a NaN or infinite loss is noticed.
 
 Reproducibility: at the start of epoch ``e`` the global generators are seeded
 with ``minidl.manual_seed`` from ``(seed, e)``, and a checkpoint holds every
@@ -45,13 +45,17 @@ from .fileio import atomic_write
 from .functional import cross_entropy
 from .functional._checks import check_number
 from .functional.loss import check_label_range
+from .plots import plot_training_curves
 from .progress import progress
 
-__all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME"]
+__all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECKPOINT_NAME",
+           "BEST_NAME", "CURVES_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
-LOG_FIELDS = ("epoch", "global_step", "lr", "train_loss", "train_accuracy", "test_loss",
-              "test_accuracy", "time_s")
+BEST_NAME = "best.npz"                  # the epoch of highest validation accuracy
+CURVES_NAME = "training_curves.png"
+LOG_FIELDS = ("epoch", "global_step", "lr", "train_loss", "train_accuracy", "val_loss",
+              "val_accuracy", "test_loss", "test_accuracy", "time_s")
 
 
 class TrainingError(RuntimeError):
@@ -161,11 +165,16 @@ class Trainer:
 
     schedule: a learning-rate scheduler stepped after every optimizer step
         (so build it in iterations: ``T_max = epochs * len(train_loader)``).
-    test_loader: evaluated after every epoch (test loss and accuracy in the log).
+    val_loader: evaluated after every epoch (validation loss and accuracy in
+        the log); the epoch of highest validation accuracy is saved to
+        ``best.npz`` too.
+    test_loader: evaluated after every epoch without a ``val_loader``, after
+        the last epoch only with one (test loss and accuracy in the log).
     seed: the run seed (a non-negative int); epoch ``e`` starts with
         ``minidl.manual_seed`` of a seed derived from ``(seed, e)``.
-    out_dir: where ``checkpoint.npz`` (every epoch, and on Ctrl-C), ``log.csv``
-        and ``log.json`` go; None writes nothing.
+    out_dir: where ``checkpoint.npz`` (every epoch, and on Ctrl-C), ``log.csv``,
+        ``log.json`` and, with matplotlib installed, ``training_curves.png`` go;
+        None writes nothing.
     log_every: how many steps between copies of the loss to the host (the
         progress bar's running numbers and the NaN check).
     config: JSON-ready facts about the run (model name, data set, hyper-parameters),
@@ -177,14 +186,15 @@ class Trainer:
     first parameter.
     """
 
-    def __init__(self, model, optimizer, train_loader, *, test_loader=None, schedule=None,
-                 epochs=1, seed=0, out_dir=None, log_every=20, config=None, extra_state=None,
-                 verbose=True):
+    def __init__(self, model, optimizer, train_loader, *, val_loader=None, test_loader=None,
+                 schedule=None, epochs=1, seed=0, out_dir=None, log_every=20, config=None,
+                 extra_state=None, verbose=True):
         seed = check_number("Trainer", "seed", seed, integer=True, low=0)
         epochs = check_number("Trainer", "epochs", epochs, integer=True, low=1)
         log_every = check_number("Trainer", "log_every", log_every, integer=True, low=1)
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
-        self.train_loader, self.test_loader = train_loader, test_loader
+        self.train_loader, self.val_loader, self.test_loader = (train_loader, val_loader,
+                                                                test_loader)
         self.epochs, self.seed, self.log_every = epochs, seed, log_every
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.config = dict(config or {})
@@ -198,6 +208,7 @@ class Trainer:
         self._totals = [0.0, 0.0, 0]        # this epoch: sum of losses * sizes, correct, seen
         self._epoch_loader_state = None     # the loader's state when this epoch began
         self._host_rng_state = None         # set by load_state_dict for a mid-epoch resume
+        self._step_lr = None                # the learning rate of the last step taken
 
     @property
     def checkpoint_path(self):
@@ -240,16 +251,19 @@ class Trainer:
                        disable=not self.verbose)
         bar.update(self.step_in_epoch)
         window = ([], [], [])     # device losses, device correct counts, batch sizes
+        speed = (started, self._totals[2])     # for images/s: the time and count we began at
         self.model.train()
         try:
             for images, labels in batches:
                 self._step(images, labels, window)
-                bar.update()
-                if len(window[0]) == self.log_every or interrupt.requested:
-                    self._flush(window, bar)
+                # the first step is copied back at once, so the bar shows a loss from the start
+                if (len(window[0]) == self.log_every or self.step_in_epoch == 1
+                        or interrupt.requested):
+                    self._flush(window, bar, speed)
+                bar.update()      # after the flush: a bar drawn now shows the new numbers
                 if interrupt.requested:
                     raise self._stop()
-            self._flush(window, bar)
+            self._flush(window, bar, speed)
         finally:
             bar.close()
         self._end_epoch(time.perf_counter() - started)
@@ -262,6 +276,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        self._step_lr = self.optimizer.param_groups[0]["lr"]
         if self.schedule is not None:
             self.schedule.step()
         window[0].append(loss.data)
@@ -270,8 +285,13 @@ class Trainer:
         self.step_in_epoch += 1
         self.global_step += 1
 
-    def _flush(self, window, bar):
-        """Copy the window's losses to the host, check them, add them to the epoch's totals."""
+    def _flush(self, window, bar, speed):
+        """Copy the window's losses to the host, check them, add them to the epoch's totals.
+
+        The bar then shows the epoch's running loss and accuracy, the learning
+        rate of the last step and the images per second since ``speed``, a
+        ``(perf_counter time, images seen)`` pair.
+        """
         losses, corrects, sizes = window
         if not losses:
             return
@@ -289,16 +309,25 @@ class Trainer:
         self._totals[2] += sum(sizes)
         for part in window:
             part.clear()
+        started, seen = speed
+        rate = (self._totals[2] - seen) / max(time.perf_counter() - started, 1e-9)
         bar.set_postfix(loss=self._totals[0] / self._totals[2],
-                        acc=f"{100 * self._totals[1] / self._totals[2]:.1f}%")
+                        acc=f"{100 * self._totals[1] / self._totals[2]:.1f}%",
+                        lr=f"{self._step_lr:.3g}", **{"img/s": f"{rate:.0f}"})
 
     def _end_epoch(self, seconds):
         loss_sum, correct, seen = self._totals
+        # the rate the epoch's last step used (the optimizer's is the next step's: 0 at the end)
         record = {"epoch": self.epoch + 1, "global_step": self.global_step,
-                  "lr": float(self.optimizer.param_groups[0]["lr"]),
+                  "lr": float(self._step_lr),
                   "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
-                  "test_loss": None, "test_accuracy": None}
-        if self.test_loader is not None:
+                  "val_loss": None, "val_accuracy": None, "test_loss": None,
+                  "test_accuracy": None}
+        if self.val_loader is not None:
+            record["val_loss"], record["val_accuracy"] = evaluate(self.model, self.val_loader,
+                                                                  self.device)
+        last = self.epoch + 1 == self.epochs
+        if self.test_loader is not None and (self.val_loader is None or last):
             record["test_loss"], record["test_accuracy"] = evaluate(self.model, self.test_loader,
                                                                     self.device)
         record["time_s"] = round(seconds, 3)
@@ -310,7 +339,16 @@ class Trainer:
             print(_format_record(record, self.epochs), flush=True)
         if self.out_dir is not None:
             self.save_checkpoint()
+            if self.best_epoch() == record["epoch"]:
+                self.save_checkpoint(os.path.join(self.out_dir, BEST_NAME))
             self.write_logs()
+
+    def best_epoch(self):
+        """The finished epoch (from 1) of highest validation accuracy, the first of ties; or None."""
+        scored = [r for r in self.history if r.get("val_accuracy") is not None]
+        if not scored:
+            return None
+        return max(scored, key=lambda r: r["val_accuracy"])["epoch"]
 
     def _stop(self):
         """Save a checkpoint of the last completed step and make the exception to stop with.
@@ -399,7 +437,10 @@ class Trainer:
         return state
 
     def write_logs(self):
-        """Write ``log.csv`` (a row per epoch) and ``log.json`` (config, history) atomically."""
+        """Write ``log.csv`` (a row per epoch) and ``log.json`` (config, history) atomically.
+
+        With matplotlib installed, ``training_curves.png`` too (loss and accuracy per epoch).
+        """
         rows = io.StringIO()
         writer = csv.DictWriter(rows, fieldnames=LOG_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -409,12 +450,21 @@ class Trainer:
         atomic_write(os.path.join(self.out_dir, "log.csv"),
                      lambda f: f.write(rows.getvalue().encode()))
         atomic_write(os.path.join(self.out_dir, "log.json"), lambda f: f.write(log.encode()))
+        metrics = [m for m in ("train_loss", "val_loss", "train_accuracy", "val_accuracy",
+                               "test_accuracy")
+                   if any(r.get(m) is not None for r in self.history)]
+        try:
+            plot_training_curves({self.config.get("model", "run"): self.history},
+                                 os.path.join(self.out_dir, CURVES_NAME), metrics=metrics)
+        except ImportError:     # matplotlib is optional: the logs hold the same numbers
+            pass
 
 
 def _format_record(record, epochs):
     text = (f"epoch {record['epoch']}/{epochs}  train loss {record['train_loss']:.4f}  "
             f"train acc {100 * record['train_accuracy']:.1f}%")
-    if record["test_accuracy"] is not None:
-        text += (f"  test loss {record['test_loss']:.4f}  "
-                 f"test acc {100 * record['test_accuracy']:.1f}%")
+    for split in ("val", "test"):
+        if record.get(f"{split}_accuracy") is not None:
+            text += (f"  {split} loss {record[f'{split}_loss']:.4f}  "
+                     f"{split} acc {100 * record[f'{split}_accuracy']:.1f}%")
     return text + f"  lr {record['lr']:.3g}  {record['time_s']:.1f}s"

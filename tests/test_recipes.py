@@ -5,6 +5,7 @@ import pytest
 import minidl
 from minidl import recipes
 from minidl.checkpoint import CheckpointError, save_checkpoint
+from minidl.data.datasets import DIGITS_DIR
 from minidl.data.transforms import ZCAWhitening
 from minidl.nn import Dropout
 from minidl.optim import SGD, Adam, LinearWarmup
@@ -19,7 +20,7 @@ def test_every_data_set_has_defaults_and_given_values_replace_them():
     assert digits == {"model": "min-small", "dataset": "digits", "epochs": 6, "batch_size": 64,
                       "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "optimizer": "sgd",
                       "schedule": "cosine", "warmup": 0, "seed": 0, "limit": None,
-                      "overrides": {"dropout": 0.0}, "minidl_version": minidl.__version__}
+                      "val_split": None, "overrides": {"dropout": 0.0}, "minidl_version": minidl.__version__}
     cifar = recipes.run_config("min", "cifar10", epochs=3, warmup=None, pieces=2)
     assert (cifar["epochs"], cifar["warmup"], cifar["overrides"]) == (3, 2, {"pieces": 2})
     assert recipes.run_config("nin", "svhn")["lr"] == 0.05
@@ -114,7 +115,9 @@ def test_preprocessing_and_augmentation_per_data_set():
     assert recipes.build_augmentation("cifar10") is not None
     assert any(isinstance(t, ZCAWhitening)
                for t in recipes.build_preprocessing("cifar100").transforms)
-    preprocessing, (train_x, train_y), (test_x, test_y) = recipes.load_splits("digits", limit=50)
+    preprocessing, (train_x, train_y), val, (test_x, test_y) = recipes.load_splits("digits",
+                                                                                   limit=50)
+    assert val is None
     assert train_x.shape == (50, 1, 28, 28) and test_x.shape == (50, 1, 28, 28)
     assert abs(float(train_x.mean())) < 1e-5 and float(train_x.std()) == pytest.approx(1, 1e-4)
     raw, labels = recipes.load_data("digits", "test", limit=50)
@@ -144,9 +147,9 @@ def test_build_trainer_sets_up_the_run_of_its_config(trained):
 
 def test_a_restored_run_predicts_exactly_what_the_trained_model_did(trained):
     out, config, trainer = trained
-    path, state, saved = recipes.load_run(out)
+    path, state, saved = recipes.read_run(out)
     assert path == out / CHECKPOINT_NAME and saved == trainer.config
-    assert recipes.load_run(path)[2] == saved
+    assert recipes.read_run(path)[2] == saved
     model = recipes.restore_model(state)
     assert not model.training
     x, _ = recipes.load_data("digits", "test", limit=64,
@@ -163,7 +166,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_where_one_straight_run_ends(trai
     first = recipes.build_trainer(config, tmp_path, verbose=False)
     first.epochs = 1                    # stop after epoch 1 of the 2 the schedule is built for
     first.fit()
-    _, state, saved = recipes.load_run(tmp_path)
+    _, state, saved = recipes.read_run(tmp_path)
     resumed = recipes.build_trainer(config, tmp_path, state=state, verbose=False)
     assert resumed.epoch == 1 and resumed.config == saved
     resumed.fit()
@@ -174,6 +177,61 @@ def test_a_run_resumed_from_its_checkpoint_ends_where_one_straight_run_ends(trai
 def test_load_run_refuses_a_checkpoint_without_a_run_config(tmp_path):
     save_checkpoint(tmp_path / "bare.npz", {"model": {}})
     with pytest.raises(CheckpointError, match="bare.npz has no run config"):
-        recipes.load_run(tmp_path / "bare.npz")
+        recipes.read_run(tmp_path / "bare.npz")
     with pytest.raises(CheckpointError, match="does not exist"):
-        recipes.load_run(tmp_path)
+        recipes.read_run(tmp_path)
+
+
+def test_load_run_predicts_on_raw_images_what_the_trainer_scored(trained):
+    out, config, trainer = trained
+    model = minidl.load_run(out)
+    assert isinstance(model, recipes.TrainedModel) and not model.training
+    raw, labels = recipes.load_data("digits", "test", limit=64)          # floats in [0, 1]
+    classes, probabilities = model.predict(raw)
+    trainer.model.eval()
+    with minidl.no_grad():
+        logits = trainer.model(minidl.tensor(trainer.test_loader.dataset.tensors[0])).data
+    numpy.testing.assert_array_equal(classes, logits.argmax(axis=1))
+    assert classes.dtype == numpy.int64 and probabilities.dtype == numpy.float32
+    numpy.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert (probabilities.argmax(axis=1) == classes).all()
+    pixels = minidl.data.read_array(DIGITS_DIR / "test-images-idx3-ubyte.gz")[:64]  # uint8
+    numpy.testing.assert_array_equal(model.predict(pixels, batch_size=7)[0], classes)
+    one, p = model.predict(pixels[5])                                  # H x W: one image
+    assert one.tolist() == [classes[5]] and p.shape == (1, 10)
+    numpy.testing.assert_array_equal(model.predict(pixels[:, None])[0], classes)  # N x C x H x W
+
+
+def test_predict_refuses_images_it_cannot_take(trained):
+    model = minidl.load_run(trained[0])
+    with pytest.raises(ValueError, match=r"predict: images must be 28x28 or Nx28x28 \(or "
+                                         r"Nx1x28x28\) for a model trained on digits, got "
+                                         r"shape \(1, 3, 28, 28\)"):
+        model.predict(numpy.zeros((3, 28, 28), numpy.uint8)[None])
+    with pytest.raises(TypeError, match="images must be uint8 pixels or floats in"):
+        model.predict(numpy.zeros((28, 28), bool))
+    with pytest.raises(ValueError, match="predict: batch_size must be"):
+        model.predict(numpy.zeros((28, 28), numpy.uint8), batch_size=0)
+
+
+def test_split_validation_is_stratified_seeded_and_disjoint():
+    images = numpy.arange(100.0)
+    labels = numpy.repeat(numpy.arange(4), [40, 30, 20, 10])
+    (train_x, train_y), (val_x, val_y) = recipes.split_validation(images, labels, 0.2, seed=3)
+    assert numpy.bincount(val_y).tolist() == [8, 6, 4, 2]                 # 20% of each class
+    assert sorted(numpy.concatenate([train_x, val_x]).tolist()) == images.tolist()
+    assert (numpy.diff(train_x) > 0).all() and (numpy.diff(val_x) > 0).all()   # order kept
+    again = recipes.split_validation(images, labels, 0.2, seed=3)[1][0]
+    other = recipes.split_validation(images, labels, 0.2, seed=4)[1][0]
+    assert numpy.array_equal(again, val_x) and not numpy.array_equal(other, val_x)
+    with pytest.raises(ValueError, match="val_split 0.01 of 100 training images leaves no "
+                                         "validation images"):
+        recipes.split_validation(images, labels, 0.01)
+    with pytest.raises(ValueError, match=r"hyperparameters: val_split must be in \(0, 1\)"):
+        recipes.hyperparameters("digits", val_split=1.0)
+
+
+def test_val_split_fits_the_preprocessing_on_the_training_part_only():
+    preprocessing, train, val, test = recipes.load_splits("digits", limit=200, val_split=0.5)
+    assert len(train[1]) + len(val[1]) == 200 and len(test[1]) == 200
+    assert abs(float(train[0].mean())) < 1e-5 and abs(float(val[0].mean())) > 1e-4

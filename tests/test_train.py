@@ -6,6 +6,8 @@ must hold: parameters, buffers, momentum, the schedule, the loader's
 shuffling, and the host generator that dropout draws from.
 """
 import json
+import re
+import sys
 import os
 import pickle
 import signal
@@ -309,8 +311,61 @@ def test_a_step_on_the_gpu_copies_one_batch_in_and_only_documented_scalars_out(d
     assert trainer.model[1].weight.device == "cuda"
     fake_gpu.reset_transfers()
     history = trainer.fit()
-    steps = len(trainer.train_loader)                         # 8 steps: flushes after 3, 6, 8
+    steps = len(trainer.train_loader)               # 8 steps: flushes after 1, 4, 7, 8
     # per step: images + labels in, nothing out (labels are range-checked on the host);
     # per flush: the window's losses and correct counts, in one copy
-    assert fake_gpu.transfers == {"to_device": 2 * steps, "to_host": 3}
+    assert fake_gpu.transfers == {"to_device": 2 * steps, "to_host": 4}
     assert history[0]["train_loss"] > 0 and 0 <= history[0]["train_accuracy"] <= 1
+
+
+# --------------------------------------------------------------------------- what it shows
+
+def test_the_log_keeps_the_rate_each_epoch_used_not_the_one_after_it(digits):
+    trainer = make_trainer(digits, epochs=2)
+    history = trainer.fit()
+    steps = len(trainer.train_loader)
+    # the rate of each epoch's last step; after the schedule's very last step it is 0
+    assert [r["lr"] for r in history] == pytest.approx(
+        [trainer.schedule.lr_at(steps - 1)[0], trainer.schedule.lr_at(2 * steps - 1)[0]])
+    assert history[-1]["lr"] > 0 and trainer.optimizer.param_groups[0]["lr"] == 0
+
+
+def test_the_bar_shows_loss_from_the_first_step_rate_and_images_per_second(digits, capsys,
+                                                                         monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)              # the plain bar, into a log
+    trainer = make_trainer(digits, epochs=1, log_every=20)
+    trainer.verbose = True
+    trainer.fit()
+    bar = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    first = re.fullmatch(r"epoch 1/1  1/8 \[.*, loss=([\d.]+), acc=[\d.]+%, lr=([\d.e-]+), "
+                         r"img/s=(\d+)\]", bar[0])
+    assert first, bar[0]
+    assert float(first[2]) == pytest.approx(0.05) and int(first[3]) > 0
+    assert float(first[1]) == pytest.approx(trainer.history[0]["train_loss"], rel=0.5)
+
+
+def test_training_curves_are_drawn_into_the_run_folder_when_matplotlib_is_there(digits,
+                                                                               tmp_path,
+                                                                               monkeypatch):
+    pytest.importorskip("matplotlib")
+    make_trainer(digits, epochs=1, out_dir=tmp_path / "with").fit()
+    assert (tmp_path / "with" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # not installed
+    make_trainer(digits, epochs=1, out_dir=tmp_path / "without").fit()
+    assert sorted(os.listdir(tmp_path / "without")) == ["checkpoint.npz", "log.csv", "log.json"]
+
+
+def test_a_validation_loader_is_scored_every_epoch_and_the_test_loader_at_the_end(digits,
+                                                                                 tmp_path):
+    (x, y), test = digits
+    trainer = make_trainer(digits, epochs=3, out_dir=tmp_path, lr=0.1)
+    trainer.val_loader = DataLoader((x[:64], y[:64]), 32)
+    history = trainer.fit()
+    assert all(r["val_accuracy"] is not None for r in history)
+    assert [r["test_loss"] is None for r in history] == [True, True, False]
+    best = trainer.best_epoch()
+    assert history[best - 1]["val_accuracy"] == max(r["val_accuracy"] for r in history)
+    assert load_checkpoint(tmp_path / "best.npz")["epoch"] == best
+    header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
+    assert header[5:9] == ["val_loss", "val_accuracy", "test_loss", "test_accuracy"]
+    assert make_trainer(digits).best_epoch() is None

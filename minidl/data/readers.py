@@ -24,8 +24,8 @@ except ImportError:  # NumPy < 1.26 has only the old name
 IDX_LABELS, IDX_IMAGES = 2049, 2051
 
 
-def _to_float(images):
-    """uint8 pixels -> float32 in [0, 1]."""
+def to_float(images):
+    """uint8 pixels -> float32 in [0, 1], as every reader returns them."""
     return images.astype(np.float32) / np.float32(255)
 
 
@@ -36,7 +36,7 @@ def read_mnist(images_path, labels_path):
     if len(images) != len(labels):
         raise DataError(f"{images_path} holds {len(images)} images but {labels_path} "
                         f"holds {len(labels)} labels")
-    return _to_float(images[:, None]), class_labels(labels, labels_path)
+    return to_float(images[:, None]), class_labels(labels, labels_path)
 
 
 def class_labels(values, where, first=0):
@@ -142,7 +142,7 @@ def read_cifar(path, dataset="cifar10", split="train"):
                             f"found {x.dtype} {x.shape} and {len(y)} labels")
         images.append(x.reshape(-1, 3, 32, 32))  # rows are R, G, B planes of 32 x 32
         labels.append(class_labels(y, where))
-    return _to_float(np.concatenate(images)), np.concatenate(labels)
+    return to_float(np.concatenate(images)), np.concatenate(labels)
 
 
 def _read_tar(path, members, dataset):
@@ -194,4 +194,4 @@ def read_svhn(path):
         bad = int((labels > 10).argmax())
         raise DataError(f"{path}: label {labels[bad]} at index {bad} is not a digit 1..10")
     labels[labels == 10] = 0                                  # SVHN writes digit 0 as 10
-    return _to_float(images), labels
+    return to_float(images), labels

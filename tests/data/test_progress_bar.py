@@ -78,16 +78,25 @@ def test_disable(no_tqdm, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_uses_tqdm_when_installed(monkeypatch):
+def test_uses_tqdm_auto_when_installed(monkeypatch):
+    """tqdm.auto: a widget in Jupyter, text in a terminal; never the text-only tqdm.tqdm."""
     made = []
 
     class FakeTqdm:
         def __init__(self, iterable=None, **kwargs):
             made.append((iterable, kwargs))
 
-    monkeypatch.setitem(sys.modules, "tqdm", types.SimpleNamespace(tqdm=FakeTqdm))
+    class TextOnly(FakeTqdm):
+        pass
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeTqdm
+    package = types.ModuleType("tqdm")
+    package.tqdm, package.auto = TextOnly, auto
+    monkeypatch.setitem(sys.modules, "tqdm", package)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
     bar = progress([1, 2], total=2, desc="d", unit="B", unit_scale=True)
-    assert isinstance(bar, FakeTqdm)
+    assert type(bar) is FakeTqdm
     assert made == [([1, 2], dict(total=2, desc="d", disable=False, unit="B", unit_scale=True,
                                   file=None))]
 
