@@ -247,28 +247,27 @@ def _device_rng(gpu, index):
     return rng
 
 
-def random_uniform(shape, dtype, spec):
-    """Uniform [0, 1) samples of ``dtype`` made directly on device ``spec``.
+def _random(spec, draw):
+    """``draw(generator)`` with the generator of device ``spec``, on that device.
 
     Device generators are seeded from the host generator the first time a
     device is used after :func:`manual_seed`, so runs stay reproducible.
     """
     dev = device(spec)
     if dev.type == "cpu":
-        return _host_rng.random(shape, dtype=numpy.dtype(dtype))
+        return draw(_host_rng)
     gpu = _require_gpu(dev.index)
     with gpu.cuda.Device(dev.index):
-        return _device_rng(gpu, dev.index).random_sample(shape, dtype=dtype)
+        return draw(_device_rng(gpu, dev.index))
+
+
+def random_uniform(shape, dtype, spec):
+    """Uniform [0, 1) samples of ``dtype`` made directly on device ``spec``."""
+    # NumPy's Generator calls it random(), CuPy's RandomState random_sample()
+    return _random(spec, lambda g: (g.random if g is _host_rng else g.random_sample)(
+        shape, dtype=numpy.dtype(dtype)))
 
 
 def random_normal(shape, dtype, spec):
-    """Standard normal samples of floating ``dtype`` made directly on device ``spec``.
-
-    Seeded as :func:`random_uniform`.
-    """
-    dev = device(spec)
-    if dev.type == "cpu":
-        return _host_rng.standard_normal(shape, dtype=numpy.dtype(dtype))
-    gpu = _require_gpu(dev.index)
-    with gpu.cuda.Device(dev.index):
-        return _device_rng(gpu, dev.index).standard_normal(shape, dtype=dtype)
+    """Standard normal samples of floating ``dtype`` made directly on device ``spec``."""
+    return _random(spec, lambda g: g.standard_normal(shape, dtype=numpy.dtype(dtype)))
