@@ -77,5 +77,16 @@ def fake_gpu():
 
 
 @pytest.fixture
+def no_tqdm(monkeypatch):
+    """Hide tqdm so that minidl.progress falls back to its plain bar.
+
+    Both names go: once any test has imported `tqdm.auto`, a cached submodule would
+    still satisfy `from tqdm.auto import tqdm` with only `tqdm` blocked.
+    """
+    for name in ("tqdm", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, name, None)
+
+
+@pytest.fixture
 def rng():
     return numpy.random.default_rng(1234)

@@ -331,8 +331,7 @@ def test_the_log_keeps_the_rate_each_epoch_used_not_the_one_after_it(digits):
 
 
 def test_the_bar_shows_loss_from_the_first_step_rate_and_images_per_second(digits, capsys,
-                                                                         monkeypatch):
-    monkeypatch.setitem(sys.modules, "tqdm", None)              # the plain bar, into a log
+                                                                         no_tqdm):
     trainer = make_trainer(digits, epochs=1, log_every=20)
     trainer.verbose = True
     trainer.fit()

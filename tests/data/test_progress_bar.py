@@ -12,11 +12,6 @@ from minidl.progress import Progress, progress
 LINE = r"epoch  (\d+)/100 \[\d\d:\d\d<\d\d:\d\d, [\d.]+ it/s(, [^\]]*)?\]"
 
 
-@pytest.fixture
-def no_tqdm(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `from tqdm import tqdm` fail
-
-
 class Terminal(io.StringIO):
     def isatty(self):
         return True
