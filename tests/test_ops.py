@@ -86,6 +86,15 @@ def test_relu(device, shape, seed):
     assert gradcheck(F.relu, [x])
 
 
+def test_relu_keeps_nan_and_routes_no_gradient_to_it(device):
+    """PyTorch's relu: NaN stays NaN (a select through x > 0 would hide it as 0)."""
+    x = leaf(numpy.array([numpy.nan, -1.0, 0.0, 2.0]), device)
+    y = F.relu(x)
+    numpy.testing.assert_array_equal(host(y), [numpy.nan, 0.0, 0.0, 2.0])
+    y.sum().backward()
+    numpy.testing.assert_array_equal(host(x.grad), [0.0, 0.0, 0.0, 1.0])
+
+
 def test_sigmoid_is_stable_for_large_inputs(device):
     x = minidl.tensor(numpy.array([-1e4, 0.0, 1e4]), device=device)
     numpy.testing.assert_array_equal(host(F.sigmoid(x)), [0.0, 0.5, 1.0])
