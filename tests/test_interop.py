@@ -125,7 +125,8 @@ def test_conv_options_carry_over_to_torch_and_back():
     numpy.testing.assert_allclose(model(minidl.tensor(x)).numpy(), theirs, rtol=1e-10, atol=1e-12)
     back = interop.from_torch(exported)
     assert repr(back) == repr(model)
-    numpy.testing.assert_array_equal(back(minidl.tensor(x)).numpy(), model(minidl.tensor(x)).numpy())
+    x = minidl.tensor(x)
+    numpy.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
 
 
 def test_conv_options_of_a_torch_module_are_imported():

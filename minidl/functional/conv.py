@@ -7,7 +7,8 @@ A convolution layer in deep learning is a *cross-correlation*: with input
 right; ``pt = pb = ph`` and ``pl = pr = pw`` unless ``padding="same"`` needs
 an odd total),
 
-    y[n, o, i, j] = b[o] + sum_{c', u, v} w[o, c', u, v] * xpad[n, g*C/G + c', i*sh + u*dh, j*sw + v*dw]
+    y[n, o, i, j] = b[o] + sum_{c', u, v} w[o, c', u, v]
+                                         * xpad[n, g*C/G + c', i*sh + u*dh, j*sw + v*dw]
 
 with ``g = o // (O/G)`` the group of output channel o, and
 

@@ -126,15 +126,16 @@ class Linear(_Layer):
 
 
 class Conv2d(_Layer):
-    """2-D cross-correlation of (N, C, H, W) or (C, H, W) input with a weight of shape
-    (out, in / groups, kh, kw), plus bias (see ``minidl.functional.conv2d``).
+    """2-D cross-correlation of (N, C, H, W) or (C, H, W) input, plus bias (``F.conv2d``).
+
+    The weight has shape (out_channels, in_channels / groups, kh, kw); it and
+    the bias start as PyTorch's do, from fan_in = in_channels / groups * kh * kw.
 
     Checks (the rules of ``F.conv2d``): the channel counts are positive ints
-    divisible by ``groups``, ``kernel_size``, ``stride`` and ``dilation``
+    divisible by ``groups``; ``kernel_size``, ``stride`` and ``dilation``
     positive and ``padding`` non-negative ints or (h, w) pairs, or padding
     ``"same"`` (stride 1 only) or ``"valid"``; ``bias`` a bool, ``dtype``
-    floating.  The weight and bias start as PyTorch's do, from
-    fan_in = in_channels / groups * kh * kw.
+    floating.
     """
 
     input_ndim = (3, 4)
