@@ -89,10 +89,11 @@ def _layers(torch):
                                     dtype=dtype)),
         (nn.Conv2d, t.Conv2d,
          lambda m: t.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride,
-                            padding=m.padding, bias=m.bias is not None),
+                            padding=m.padding, dilation=m.dilation, groups=m.groups,
+                            bias=m.bias is not None),
          lambda m, dtype: nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
-                                    stride=m.stride, padding=m.padding,
-                                    bias=m.bias is not None, dtype=dtype)),
+                                    stride=m.stride, padding=m.padding, dilation=m.dilation,
+                                    groups=m.groups, bias=m.bias is not None, dtype=dtype)),
         (nn.BatchNorm1d, t.BatchNorm1d, *batch_norm(t.BatchNorm1d)),
         (nn.BatchNorm2d, t.BatchNorm2d, *batch_norm(t.BatchNorm2d)),
         (nn.MaxPool2d, t.MaxPool2d, pool(t.MaxPool2d),
@@ -113,7 +114,7 @@ def _layers(torch):
 
 # Settings of torch layers that minidl's layers do not have: (attribute, the value minidl means).
 _TORCH_DEFAULTS = {
-    "Conv2d": {"dilation": (1, 1), "groups": 1, "padding_mode": "zeros"},
+    "Conv2d": {"padding_mode": "zeros"},
     "BatchNorm1d": {"affine": True, "track_running_stats": True},
     "BatchNorm2d": {"affine": True, "track_running_stats": True},
     "MaxPool2d": {"dilation": 1, "return_indices": False},

@@ -77,7 +77,7 @@ def test_backward_skips_gradients_nobody_needs(device):
     x, w, b = draw_arrays((2, 2, 5, 5), (3, 2, 3, 3), 3)
     y = conv2d(leaf(x, device, requires_grad=False), leaf(w, device),
                leaf(b, device, requires_grad=False), padding=1)
-    assert y.creator.col is not None and y.creator.w2 is None    # only what dW needs is kept
+    assert y.creator.col is not None and y.creator.wg is None    # only what dW needs is kept
     gx, gw, gb = y.creator.backward(y.data)
     assert gx is None and gb is None and gw.shape == w.shape
     y = conv2d(leaf(x, device), leaf(w, device, requires_grad=False))
@@ -154,7 +154,8 @@ def test_im2col_limit_is_a_module_setting(device, monkeypatch):
 
 
 ERRORS = [
-    (lambda x, w, b: conv2d(x[0], w), ValueError, r"conv2d: x must be 4-D, got shape \(2, 5, 5\)"),
+    (lambda x, w, b: conv2d(x[0, 0], w), ValueError,
+     r"conv2d: x must be 3-D or 4-D, got shape \(5, 5\)"),
     (lambda x, w, b: conv2d(x, w[0]), ValueError, r"weight must be 4-D, got shape \(2, 3, 3\)"),
     (lambda x, w, b: conv2d(x.numpy(), w), TypeError, r"x must be a minidl Tensor, got ndarray"),
     (lambda x, w, b: conv2d(x[:, :1], w), ValueError,

@@ -103,12 +103,53 @@ def test_round_trip_of_the_standard_layers():
     numpy.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
 
 
+def conv_options_model():
+    """Convolutions with every option minidl shares with torch, one setting per layer."""
+    return nn.Sequential(nn.Conv2d(4, 6, 3, stride=(2, 1), padding=(1, 2), dilation=(2, 1),
+                                   groups=2),
+                         nn.Conv2d(6, 6, (2, 3), padding="same", dilation=2, groups=3,
+                                   bias=False),
+                         nn.Conv2d(6, 4, 1, padding="valid")).to(dtype="float64")
+
+
+def test_conv_options_carry_over_to_torch_and_back():
+    minidl.manual_seed(0)
+    model = conv_options_model()
+    exported = interop.to_torch(model)
+    for ours, theirs in zip(model, exported):
+        for option in ("stride", "padding", "dilation", "groups"):
+            assert getattr(theirs, option) == getattr(ours, option), option
+    x = numpy.random.default_rng(0).standard_normal((2, 4, 7, 6))
+    with torch.no_grad():
+        theirs = exported(torch.tensor(x)).numpy()
+    numpy.testing.assert_allclose(model(minidl.tensor(x)).numpy(), theirs, rtol=1e-10, atol=1e-12)
+    back = interop.from_torch(exported)
+    assert repr(back) == repr(model)
+    x = minidl.tensor(x)
+    numpy.testing.assert_array_equal(back(x).numpy(), model(x).numpy())
+
+
+def test_conv_options_of_a_torch_module_are_imported():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding="same", dilation=(1, 2),
+                                                 groups=4)).double()
+    imported = interop.from_torch(module)
+    layer = imported[0]
+    assert (layer.padding, layer.dilation, layer.groups) == ("same", (1, 2), 4)
+    assert layer.weight.shape == (8, 1, 3, 3)
+    x = numpy.random.default_rng(1).standard_normal((3, 4, 5, 5))
+    with torch.no_grad():
+        theirs = module(torch.tensor(x)).numpy()
+    numpy.testing.assert_allclose(imported(minidl.tensor(x)).numpy(), theirs, rtol=1e-10,
+                                  atol=1e-12)
+
+
 def test_unsupported_layers_are_named():
     with pytest.raises(TypeError, match="from_torch: no minidl layer for torch's Tanh"):
         interop.from_torch(torch.nn.Sequential(torch.nn.Tanh()))
-    with pytest.raises(ValueError, match="from_torch: Conv2d with dilation=\\(2, 2\\) has no "
+    with pytest.raises(ValueError, match="from_torch: Conv2d with padding_mode='reflect' has no "
                                          "minidl equivalent"):
-        interop.from_torch(torch.nn.Conv2d(1, 1, 3, dilation=2))
+        interop.from_torch(torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="reflect"))
     with pytest.raises(TypeError, match="from_torch: a state dict needs the model"):
         interop.from_torch({})
 

@@ -521,7 +521,7 @@ def test_layers_reject_the_wrong_channel_count(rng):
 # Every layer checks its input with the functional ops' check_tensor, naming itself: a
 # Tensor (TypeError), of the layer's input_ndim (ValueError), floating where the op needs it.
 INPUT_CHECKS = [
-    (nn.Linear(3, 2), None, True), (nn.Conv2d(3, 2, 1), 4, True),
+    (nn.Linear(3, 2), None, True), (nn.Conv2d(3, 2, 1), (3, 4), True),
     (nn.BatchNorm1d(3), 2, True), (nn.BatchNorm2d(3), 4, True), (nn.Maxout(1), None, False),
     (nn.ReLU(), None, False), (nn.MaxPool2d(2), 4, True), (nn.AvgPool2d(2), 4, True),
     (nn.GlobalAvgPool2d(), 4, True), (nn.Dropout(), None, True), (nn.Flatten(), None, False),
@@ -536,9 +536,12 @@ def test_layers_check_their_input(layer, ndim, floating):
     with pytest.raises(TypeError, match=f"^{name}: input must be a minidl Tensor, got ndarray"):
         layer(numpy.zeros((2, 3, 4, 4), dtype="float32"))
     if ndim is not None:
-        with pytest.raises(ValueError, match=re.escape(f"{name}: input must be {ndim}-D, got "
-                                                       f"shape (2, 3, 4)")):
-            layer(minidl.tensor(numpy.zeros((2, 3, 4), dtype="float32")))
+        ranks = (ndim,) if isinstance(ndim, int) else ndim
+        wrong = (2, 3) if 3 in ranks else (2, 3, 4)
+        expected = " or ".join(f"{r}-D" for r in ranks)
+        with pytest.raises(ValueError, match=re.escape(f"{name}: input must be {expected}, got "
+                                                       f"shape {wrong}")):
+            layer(minidl.tensor(numpy.zeros(wrong, dtype="float32")))
     shape = (2, 3) if ndim == 2 else (2, 3, 4, 4)
     integers = minidl.tensor(numpy.zeros(shape, dtype="int64"))
     if floating:
@@ -583,8 +586,8 @@ BAD_ARGUMENTS = [
         "Conv2d: stride must be an int or a pair of ints (h, w), got 1.5"),
     bad(lambda: nn.Conv2d(1, 2, 3, padding=-1), ValueError,
         "Conv2d: padding must be non-negative, got (-1, -1)"),
-    bad(lambda: nn.Conv2d(1, 2, 3, padding="1"), TypeError,
-        "Conv2d: padding must be an int or a pair of ints (h, w), got '1'"),
+    bad(lambda: nn.Conv2d(1, 2, 3, padding="1"), ValueError,
+        "Conv2d: padding must be 'same', 'valid', an int or a pair of ints (h, w), got '1'"),
     bad(lambda: nn.Conv2d(1, 2, 3, bias=None), TypeError,
         "Conv2d: bias must be True or False, got None"),
     bad(lambda: nn.Conv2d(1, 2, 3, dtype="int32"), TypeError,

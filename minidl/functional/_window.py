@@ -1,15 +1,18 @@
 """Window geometry shared by convolution and pooling.
 
 A kernel of (KH, KW) pixels slides with stride (sh, sw) over an NCHW input
-padded by (ph, pw) on each side.  These helpers turn the arguments into
-pairs, pad, view every window without copying, and list for each kernel
-offset which input pixels it reads, so that both im2col and pooling are a
-loop over the KH*KW offsets of whole-array operations.
+padded by (ph, pw) on each side (a convolution may pad the bottom and right
+by one more); with dilation (dh, dw) its taps lie dh rows and dw columns
+apart.  These helpers turn the arguments into pairs, pad, view every window
+without copying, and list for each kernel offset which input pixels it
+reads, so that both im2col and pooling are a loop over the KH*KW offsets of
+whole-array operations.
 """
 from .. import backend
-from ._checks import is_integer
+from ._checks import check_number, is_integer
 
-__all__ = ["as_pair", "check_pair", "pool_arguments", "pad", "windows", "kernel_offsets"]
+__all__ = ["as_pair", "check_pair", "pool_arguments", "conv_padding", "check_groups", "pad",
+           "windows", "kernel_offsets"]
 
 
 def as_pair(op, name, value):
@@ -44,65 +47,104 @@ def pool_arguments(op, kernel_size, stride, padding):
     return kernel, stride, padding
 
 
-def pad(x, padding):
+def conv_padding(op, padding, kernel, stride, dilation):
+    """A convolution's zero padding as two pairs: (top, left) before, (bottom, right) after.
+
+    An int or an (h, w) pair pads both sides alike; ``"valid"`` pads nothing;
+    ``"same"`` pads ``dilation * (kernel - 1)`` in total, so that the output
+    keeps the input's size, and puts the odd pixel of an odd total after (at
+    the bottom or right), as PyTorch does; it needs stride 1, which alone
+    keeps the size.
+    """
+    if not isinstance(padding, str):
+        pair = check_pair(op, "padding", padding, 0)
+        return pair, pair
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be 'same', 'valid', an int or a pair of ints "
+                         f"(h, w), got {padding!r}")
+    if stride != (1, 1):
+        raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch), got stride "
+                         f"{stride}; give the padding as numbers instead")
+    total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    before = (total[0] // 2, total[1] // 2)
+    return before, (total[0] - before[0], total[1] - before[1])
+
+
+def check_groups(op, groups, *channels):
+    """``groups`` as an int >= 1 dividing each channel count, given as (name, count) pairs."""
+    groups = check_number(op, "groups", groups, integer=True, low=1)
+    for name, count in channels:
+        if count % groups:
+            raise ValueError(f"{op}: {name} must be divisible by groups={groups}, got {count}")
+    return groups
+
+
+def pad(x, padding, after=None):
     """``x`` (N, C, H, W) with ``padding = (ph, pw)`` rows and columns of zeros on each side.
 
-    Returns ``x`` itself when there is nothing to pad (no copy).
+    ``after``, when given, is the (bottom, right) padding and ``padding`` the
+    (top, left) one.  Returns ``x`` itself when there is nothing to pad (no copy).
     """
-    if padding == (0, 0):
+    after = padding if after is None else after
+    if padding == after == (0, 0):
         return x
     xp = backend.get_array_module(x)
     (ph, pw), (n, c, h, w) = padding, x.shape
-    out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    out = xp.zeros((n, c, ph + h + after[0], pw + w + after[1]), dtype=x.dtype)
     out[:, :, ph:ph + h, pw:pw + w] = x
     return out
 
 
-def windows(xpad, kernel, stride, out):
+def windows(xpad, kernel, stride, out, dilation=(1, 1)):
     """View (N, C, OH, OW, KH, KW) of every window of ``xpad``; no data is copied.
 
     Window (i, j) starts at row ``i * sh`` and column ``j * sw``; stepping along
-    an output axis jumps ``s`` pixels, stepping along a kernel axis one pixel.
+    an output axis jumps ``s`` pixels, stepping along a kernel axis ``d`` pixels
+    (the dilation: tap u of the window is row ``i * sh + u * dh``).
     """
     xp = backend.get_array_module(xpad)
     sn, sc, sy, sx = xpad.strides
     shape = xpad.shape[:2] + tuple(out) + tuple(kernel)
-    strides = (sn, sc, sy * stride[0], sx * stride[1], sy, sx)
+    strides = (sn, sc, sy * stride[0], sx * stride[1], sy * dilation[0], sx * dilation[1])
     return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
 
 
-def _offset_ranges(size, kernel, stride, padding, out):
+def _offset_ranges(size, kernel, stride, padding, out, dilation):
     """Along one axis, for each kernel offset u: (input slice, output slice), or None.
 
-    Offset u of window i reads input position ``i * stride - padding + u``.
+    Offset u of window i reads input position ``i * stride - padding + u * dilation``.
     The windows for which that position exists (is not padding) are
     ``first <= i <= last``; they read every ``stride``-th position from
-    ``first * stride - padding + u`` on.
+    ``first * stride - padding + u * dilation`` on.
     """
     ranges = []
     for u in range(kernel):
-        first = max(0, -((u - padding) // stride))            # ceil((padding - u) / stride)
-        last = min(out - 1, (size - 1 + padding - u) // stride)
+        tap = u * dilation
+        first = max(0, -((tap - padding) // stride))            # ceil((padding - tap) / stride)
+        last = min(out - 1, (size - 1 + padding - tap) // stride)
         if first > last:
             ranges.append(None)
             continue
-        start = first * stride - padding + u
+        start = first * stride - padding + tap
         ranges.append((slice(start, start + (last - first) * stride + 1, stride),
                        slice(first, last + 1)))
     return ranges
 
 
-def kernel_offsets(size, kernel, stride, padding, out):
+def kernel_offsets(size, kernel, stride, padding, out, dilation=(1, 1)):
     """For each kernel offset (u, v), row-major: ``(u, v, source, target)``.
 
     ``x[source]`` is the grid of input pixels that offset (u, v) of the
     windows ``y[target]`` reads (an index into (N, C, H, W), resp. (N, C, OH,
     OW) arrays).  Padding is never stored: positions in it are simply left
     out, so a loop over the KH*KW offsets visits every real pixel of every
-    window once, each step a whole-array operation.
+    window once, each step a whole-array operation.  ``padding`` is the
+    (top, left) one: the bottom and right padding only shape ``out``.
     """
-    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0])
-    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1])
+    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0], dilation[0])
+    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1], dilation[1])
     for u, row in enumerate(rows):
         for v, col in enumerate(cols):
             if row is not None and col is not None:

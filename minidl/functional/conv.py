@@ -1,20 +1,27 @@
-"""2-D convolution by im2col and one matrix product; backward by col2im.
+"""2-D convolution by im2col and one (batched) matrix product; backward by col2im.
 
 A convolution layer in deep learning is a *cross-correlation*: with input
-``x`` (N, C, H, W), weight ``w`` (O, C, KH, KW), stride ``(sh, sw)`` and zero
-padding ``(ph, pw)`` (``xpad`` is ``x`` with ``ph`` zero rows above and below
-and ``pw`` zero columns left and right),
+``x`` (N, C, H, W), weight ``w`` (O, C/G, KH, KW) for G groups, stride
+``(sh, sw)``, dilation ``(dh, dw)`` and zero padding (``xpad`` is ``x`` with
+``pt`` zero rows above, ``pb`` below, ``pl`` zero columns left and ``pr``
+right; ``pt = pb = ph`` and ``pl = pr = pw`` unless ``padding="same"`` needs
+an odd total),
 
-    y[n, o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] * xpad[n, c, i*sh + u, j*sw + v],
+    y[n, o, i, j] = b[o] + sum_{c', u, v} w[o, c', u, v]
+                                         * xpad[n, g*C/G + c', i*sh + u*dh, j*sw + v*dw]
 
-    OH = (H + 2 ph - KH) // sh + 1,   OW = (W + 2 pw - KW) // sw + 1.
+with ``g = o // (O/G)`` the group of output channel o, and
+
+    OH = (H + pt + pb - dh*(KH - 1) - 1) // sh + 1   (likewise OW).
 
 im2col copies every receptive field into one column of a matrix ``col`` of
-shape (C*KH*KW, N*OH*OW); then the whole layer is one matrix product
-``y = w.reshape(O, -1) @ col``.  The gradients are matrix products too:
-``dw = dy @ col^T`` and ``dcol = w^T @ dy``; col2im adds every entry of
-``dcol`` back onto the input pixel it was copied from.  See
-``docs/convolution.md`` for a worked example and the costs.
+shape (C*KH*KW, N*OH*OW); its rows come channel by channel, so they split
+into G blocks, one per group, and the whole layer is one batched matrix
+product ``y[g] = w[g] @ col[g]`` over the groups (one plain product when
+G = 1).  The gradients are batched products too: ``dw[g] = dy[g] @ col[g]^T``
+and ``dcol[g] = w[g]^T @ dy[g]``; col2im adds every entry of ``dcol`` back
+onto the input pixel it was copied from.  See ``docs/convolution.md`` for a
+worked example, the derivation of dilation and groups, and the costs.
 
 The window geometry (padding, window views, kernel offsets) lives in
 ``_window.py``, shared with pooling.
@@ -22,7 +29,7 @@ The window geometry (padding, window views, kernel offsets) lives in
 from .. import backend
 from ..autograd import Function
 from ._checks import check_like, check_tensor
-from ._window import check_pair, kernel_offsets, pad, windows
+from ._window import check_groups, check_pair, conv_padding, kernel_offsets, pad, windows
 
 __all__ = ["conv2d", "MAX_IM2COL_ELEMENTS"]
 
@@ -35,11 +42,15 @@ MAX_IM2COL_ELEMENTS = 2 ** 31
 # --------------------------------------------------------------------------- im2col / col2im
 
 def _is_pointwise(kernel, stride, padding):
-    """A 1x1 kernel, stride 1, no padding: the columns are the pixels themselves."""
-    return kernel == (1, 1) and stride == (1, 1) and padding == (0, 0)
+    """A 1x1 kernel, stride 1, no padding: the columns are the pixels themselves.
+
+    ``padding`` is the (before, after) pair of pairs; dilation moves no tap of
+    a 1x1 kernel, so it does not matter here.
+    """
+    return kernel == (1, 1) and stride == (1, 1) and padding == ((0, 0), (0, 0))
 
 
-def _im2col(x, kernel, stride, padding, out):
+def _im2col(x, kernel, stride, padding, dilation, out):
     """The (C*KH*KW, N*OH*OW) column matrix of ``x``: one receptive field per column.
 
     Rows run over (c, u, v) in the order of the flattened weight, columns over
@@ -47,24 +58,26 @@ def _im2col(x, kernel, stride, padding, out):
     products read contiguous (or plainly transposed) operands, and copying into
     it moves runs of OW neighbouring pixels at a time.
     """
-    view = windows(pad(x, padding), kernel, stride, out).transpose(1, 4, 5, 0, 2, 3)
+    view = windows(pad(x, *padding), kernel, stride, out, dilation).transpose(1, 4, 5, 0, 2, 3)
     n, c = x.shape[:2]
     return view.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])   # the one copy
 
 
-def _col2im(col, x_shape, kernel, stride, padding, out):
+def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     """Adjoint of :func:`_im2col`: add each column entry onto the pixel it came from.
 
-    Windows overlap when the stride is smaller than the kernel, so a pixel
-    collects the sum of all its copies; entries that came from the padding
-    are dropped.  One slice-add per kernel offset does this for all windows.
+    Windows overlap when the stride is smaller than the dilated kernel, so a
+    pixel collects the sum of all its copies; entries that came from the
+    padding are dropped.  One slice-add per kernel offset does this for all
+    windows.
     """
     xp = backend.get_array_module(col)
     n, c, h, w = x_shape
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
     # Accumulate channel-major, as col is laid out, and transpose once at the end.
     gx = xp.zeros((c, n, h, w), dtype=col.dtype)
-    for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding, out):
+    for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
+                                               dilation):
         gx[source] += col[:, u, v][target]
     return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
 
@@ -72,17 +85,23 @@ def _col2im(col, x_shape, kernel, stride, padding, out):
 # --------------------------------------------------------------------------- conv2d
 
 class Conv2d(Function):
-    """y = conv(x, w) + b as ``W @ col`` with ``W = w.reshape(O, C*KH*KW)``.
+    """y = conv(x, w) + b as the batched product ``Y[g] = W[g] @ col[g]`` over G groups.
 
-    Forward:   col = im2col(x)  (C*KH*KW, N*OH*OW);   Y = W @ col + b  (O, N*OH*OW)
-    Backward:  dW = dY @ col^T;   db = sum of dY over n, i, j;   dx = col2im(W^T @ dY)
+    With M = N*OH*OW and K = C/G*KH*KW, ``col`` (C*KH*KW, M) is viewed as
+    (G, K, M), ``W = w.reshape(G, O/G, K)`` and dY (dy arranged as (O, M)) as
+    (G, O/G, M):
 
-    where dY is dy arranged as (O, N*OH*OW).  A 1x1 kernel with stride 1 and
-    no padding needs no im2col: ``col`` is ``x`` with N and C swapped, and
-    col2im is the reverse swap.
+    Forward:   Y = W @ col  (G, O/G, M), read as (O, M);   y = Y + b
+    Backward:  dW = dY @ col^T  (G, O/G, K), read as (O, C/G, KH, KW);
+               db = sum of dY over n, i, j;   dx = col2im(W^T @ dY), W^T @ dY (G, K, M)
+
+    W is block-diagonal in effect: group g's filters meet only group g's
+    rows of ``col``, so no product with the zeros off the blocks is formed.
+    A 1x1 kernel with stride 1 and no padding needs no im2col: ``col`` is
+    ``x`` with N and C swapped, and col2im is the reverse swap.
     """
 
-    def forward(self, x, w, b, stride, padding, out):
+    def forward(self, x, w, b, stride, padding, dilation, groups, out):
         xp = backend.get_array_module(x)
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
@@ -90,72 +109,90 @@ class Conv2d(Function):
         if self.pointwise:
             col = x.transpose(1, 0, 2, 3).reshape(c, n * h * wd)
         else:
-            col = _im2col(x, (kh, kw), stride, padding, out)
-        w2 = w.reshape(o, -1)
-        y = w2 @ col
+            col = _im2col(x, (kh, kw), stride, padding, dilation, out)
+        col = col.reshape(groups, -1, col.shape[1])
+        wg = w.reshape(groups, o // groups, -1)
+        y = (wg @ col).reshape(o, -1)
         if b is not None:
             y += b[:, None]
         self.x_shape, self.w_shape, self.has_bias = x.shape, w.shape, b is not None
-        self.kernel, self.stride, self.padding, self.out = (kh, kw), stride, padding, out
-        self.w2 = w2 if self.needs_input_grad[0] else None
+        self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
+        self.wg = wg if self.needs_input_grad[0] else None
         self.col = col if self.needs_input_grad[1] else None
         return xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        gy2 = gy.transpose(1, 0, 2, 3).reshape(gy.shape[1], -1)
+        gy3 = gy.transpose(1, 0, 2, 3).reshape(self.groups, gy.shape[1] // self.groups, -1)
         gx = gw = None
         if self.needs_input_grad[0]:
-            gcol = self.w2.T @ gy2
+            gcol = (self.wg.transpose(0, 2, 1) @ gy3).reshape(-1, gy3.shape[2])
             if self.pointwise:
                 n, c, h, w = self.x_shape
                 gx = xp.ascontiguousarray(gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3))
             else:
-                gx = _col2im(gcol, self.x_shape, self.kernel, self.stride, self.padding, self.out)
+                gx = _col2im(gcol, self.x_shape, *self.geometry)
         if self.needs_input_grad[1]:
             # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
             # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
-            gw = xp.ascontiguousarray((self.col @ gy2.T).T).reshape(self.w_shape)
+            gw = xp.ascontiguousarray((self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1))
+            gw = gw.reshape(self.w_shape)
         if not self.has_bias:
             return gx, gw
         gb = gy.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None
         return gx, gw, gb
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """2-D cross-correlation of NCHW ``x`` with ``weight`` (O, C, KH, KW), plus ``bias`` (O,).
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of ``x`` with ``weight`` (O, C/groups, KH, KW), plus ``bias`` (O,).
 
-    ``stride`` and ``padding`` (zeros) are an int or an (h, w) pair.  Returns
-    (N, O, OH, OW) with ``OH = (H + 2*ph - KH) // sh + 1`` (likewise OW), in
-    the dtype of ``x``.  Unless the kernel is 1x1 with stride 1 and no padding,
-    the computation builds an im2col matrix of ``N*OH*OW*C*KH*KW`` elements
-    (kept until backward when ``weight`` needs a gradient); above
+    ``x`` is (N, C, H, W), or an unbatched (C, H, W), which gives (O, OH, OW)
+    as in PyTorch.  ``stride`` and ``dilation`` are an int or an (h, w) pair;
+    ``padding`` (zeros) too, or ``"valid"`` (none) or ``"same"`` (the output
+    keeps H and W; stride 1 only; an odd total puts the extra row and column
+    at the bottom and right).  ``groups`` splits the channels into that many
+    blocks, output block g seeing input block g only.  Returns (N, O, OH, OW)
+    with ``OH = (H + pt + pb - dh*(KH - 1) - 1) // sh + 1`` (likewise OW), in
+    the dtype of ``x``.  Unless the kernel is 1x1 with stride 1 and no
+    padding, the computation builds an im2col matrix of ``N*OH*OW*C*KH*KW``
+    elements (kept until backward when ``weight`` needs a gradient); above
     :data:`MAX_IM2COL_ELEMENTS` a MemoryError asks for a smaller batch.
     """
     op = "conv2d"
-    check_tensor(op, "x", x, 4)
+    check_tensor(op, "x", x, (3, 4))
     check_like(op, "weight", check_tensor(op, "weight", weight, 4), x)
-    n, c, h, w = x.shape
+    n = x.shape[0] if x.ndim == 4 else 1
+    c, h, w = x.shape[-3:]
     o, c_w, kh, kw = weight.shape
-    if c != c_w:
+    groups = check_groups(op, groups, (f"in_channels (x.shape[{x.ndim - 3}])", c),
+                          ("out_channels (weight.shape[0])", o))
+    if c != c_w * groups:
         raise ValueError(f"{op}: x has {c} input channels (shape {x.shape}) but weight expects "
-                         f"{c_w} (weight.shape[1], weight shape {weight.shape})")
+                         f"{c_w * groups} (weight.shape[1] = {c_w} per group times groups="
+                         f"{groups}, weight shape {weight.shape})")
     if bias is not None:
         check_like(op, "bias", check_tensor(op, "bias", bias, 1), x)
         if bias.shape != (o,):
             raise ValueError(f"{op}: bias must have shape ({o},) (one value per output "
                              f"channel), got {bias.shape}")
     stride = check_pair(op, "stride", stride, 1)
-    padding = check_pair(op, "padding", padding, 0)
-    padded = (h + 2 * padding[0], w + 2 * padding[1])
-    if kh > padded[0] or kw > padded[1]:
-        raise ValueError(f"{op}: kernel size ({kh}, {kw}) is larger than the padded input "
-                         f"{padded} (input ({h}, {w}) plus padding {padding} on each side)")
-    out = oh, ow = (padded[0] - kh) // stride[0] + 1, (padded[1] - kw) // stride[1] + 1
+    dilation = check_pair(op, "dilation", dilation, 1)
+    padding = before, after = conv_padding(op, padding, (kh, kw), stride, dilation)
+    padded = (h + before[0] + after[0], w + before[1] + after[1])
+    span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if span[0] > padded[0] or span[1] > padded[1]:
+        dilated = "" if dilation == (1, 1) else f" with dilation {dilation} spans {span} and"
+        sides = f"{before} on each side" if before == after else f"{before} before, {after} after"
+        raise ValueError(f"{op}: kernel size ({kh}, {kw}){dilated} is larger than the padded "
+                         f"input {padded} (input ({h}, {w}) plus padding {sides})")
+    out = oh, ow = (padded[0] - span[0]) // stride[0] + 1, (padded[1] - span[1]) // stride[1] + 1
     size = n * oh * ow * c * kh * kw
     if size > MAX_IM2COL_ELEMENTS and not _is_pointwise((kh, kw), stride, padding):
         raise MemoryError(f"{op}: the im2col buffer would hold N*OH*OW*C*KH*KW = {n}*{oh}*{ow}*"
                           f"{c}*{kh}*{kw} = {size} elements ({size * x.dtype.itemsize / 2**30:.1f} "
                           f"GiB), more than the limit of {MAX_IM2COL_ELEMENTS}; use a smaller "
                           f"batch (it scales with N)")
-    return Conv2d.apply(x, weight, bias, stride, padding, out)
+    # PyTorch's unbatched input (C, H, W) is a batch of one, without the batch axis.
+    batch = x if x.ndim == 4 else x.reshape(1, c, h, w)
+    y = Conv2d.apply(batch, weight, bias, stride, padding, dilation, groups, out)
+    return y if x.ndim == 4 else y.reshape(o, oh, ow)

@@ -21,7 +21,7 @@ from ..autograd import Tensor
 from ..functional import (avg_pool2d, batch_norm, conv2d, dropout, flatten, global_avg_pool2d,
                           linear, max_pool2d, maxout, relu)
 from ..functional._checks import check_flag, check_float_dtype, check_number, check_tensor
-from ..functional._window import check_pair, pool_arguments
+from ..functional._window import check_groups, check_pair, conv_padding, pool_arguments
 from . import init
 from .module import Module, Parameter
 
@@ -53,11 +53,11 @@ class _Layer(Module):
         return check_tensor(type(self).__name__, "input", x, self.input_ndim,
                             self.input_floating)
 
-    def _check_channels(self, x, name, expected):
-        """Axis 1 of ``x`` must have ``expected`` entries, the layer's argument ``name``."""
-        if x.shape[1] != expected:
+    def _check_channels(self, x, name, expected, axis=1):
+        """Axis ``axis`` of ``x`` must have ``expected`` entries, the layer's argument ``name``."""
+        if x.shape[axis] != expected:
             raise ValueError(f"{type(self).__name__}({name}={expected}): input has "
-                             f"{x.shape[1]} channels in axis 1 (shape {x.shape}), "
+                             f"{x.shape[axis]} channels in axis {axis} (shape {x.shape}), "
                              f"expected {expected}")
 
 
@@ -126,27 +126,36 @@ class Linear(_Layer):
 
 
 class Conv2d(_Layer):
-    """2-D cross-correlation of NCHW input with a weight of shape (out, in, kh, kw), plus bias.
+    """2-D cross-correlation of (N, C, H, W) or (C, H, W) input, plus bias (``F.conv2d``).
 
-    Checks: the channel counts are positive ints, ``kernel_size`` and
-    ``stride`` positive and ``padding`` non-negative ints or (h, w) pairs (the
-    rule of ``F.conv2d``), ``bias`` a bool, ``dtype`` floating.
+    The weight has shape (out_channels, in_channels / groups, kh, kw); it and
+    the bias start as PyTorch's do, from fan_in = in_channels / groups * kh * kw.
+
+    Checks (the rules of ``F.conv2d``): the channel counts are positive ints
+    divisible by ``groups``; ``kernel_size``, ``stride`` and ``dilation``
+    positive and ``padding`` non-negative ints or (h, w) pairs, or padding
+    ``"same"`` (stride 1 only) or ``"valid"``; ``bias`` a bool, ``dtype``
+    floating.
     """
 
-    input_ndim = 4
+    input_ndim = (3, 4)
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype="float32"):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype="float32"):
         super().__init__()
         name = type(self).__name__
         self.in_channels = check_number(name, "in_channels", in_channels, integer=True, low=1)
         self.out_channels = check_number(name, "out_channels", out_channels, integer=True, low=1)
         self.kernel_size = check_pair(name, "kernel_size", kernel_size, 1)
         self.stride = check_pair(name, "stride", stride, 1)
-        self.padding = check_pair(name, "padding", padding, 0)
+        self.dilation = check_pair(name, "dilation", dilation, 1)
+        pair, _ = conv_padding(name, padding, self.kernel_size, self.stride, self.dilation)
+        self.padding = padding if isinstance(padding, str) else pair     # kept as PyTorch does
+        self.groups = check_groups(name, groups, ("in_channels", self.in_channels),
+                                   ("out_channels", self.out_channels))
         check_flag(name, "bias", bias)
         dtype = check_float_dtype(name, "dtype", dtype)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(numpy.zeros(shape, dtype))
         self.register_parameter("bias", Parameter(numpy.zeros(self.out_channels, dtype))
                                 if bias else None)
@@ -154,14 +163,21 @@ class Conv2d(_Layer):
         self.to(backend.get_default_device())
 
     def forward(self, x):
-        self._check_channels(self._check_input(x), "in_channels", self.in_channels)
-        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+        x = self._check_input(x)
+        self._check_channels(x, "in_channels", self.in_channels, axis=x.ndim - 3)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                      self.groups)
 
     def extra_repr(self):
+        """PyTorch's text: the options that differ from their defaults are shown."""
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
         return text + ("" if self.bias is not None else ", bias=False")
 
 
