@@ -90,7 +90,8 @@ F.maxout(t * mdl.tensor(w) + mdl.tensor(b), pieces=3).sum().backward()
 print("autograd agrees:", bool((t.grad[:, 0] == dy_dt).all()))
 print("dy/dt is the winning piece's slope:", bool((dy_dt == w[winner]).all()))
 
-figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), dpi=100, sharex=True, layout="constrained")
+figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), dpi=100, sharex=True,
+                                     layout="constrained")
 for p in range(3):
     top.plot(ts, z.grad[:, p] + 0.03 * (p - 1), color=colors[p], label=f"piece {p}")
 top.set(ylabel="$\\partial y / \\partial z_p$", yticks=[0, 1],

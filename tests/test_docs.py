@@ -55,7 +55,8 @@ def test_link_pattern_finds_links_and_skips_code():
 
 
 # `minidl/...`, `tests/...` etc.: a file or folder of this repository named in prose
-FILE_REFERENCE = re.compile(r"`((?:minidl|tests|examples|benchmarks|scripts|docs)/[\w./-]*)`")
+FILE_REFERENCE = re.compile(
+    r"`((?:minidl|tests|examples|benchmarks|scripts|docs|notebooks)/[\w./-]*)`")
 IDENTIFIER = re.compile(r"`([A-Za-z_]\w*)`")
 
 
@@ -152,7 +153,8 @@ def test_mkdocs_build_strict(tmp_path):
     result = build_docs(site)
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "results/index.html", "guide/devices/index.html",
-                 "batch_norm/index.html"):
+                 "batch_norm/index.html", "notebooks/bn_regions/index.html",
+                 "notebooks/bn_regions-1.png"):
         assert (site / page).is_file(), f"{page} was not built"
     pages = {path.relative_to(site).as_posix(): path.read_text(encoding="utf-8")
              for path in site.rglob("*.html")}
@@ -160,7 +162,8 @@ def test_mkdocs_build_strict(tmp_path):
     raw = {page: RAW_TEX.findall(TAG.sub("", CODE_BLOCK.sub("", text)))
            for page, text in pages.items()}
     assert not {page: found for page, found in raw.items() if found}, raw
-    for page in ("batch_norm", "maxout", "convolution", "autograd", "diagnostics"):
+    for page in ("batch_norm", "maxout", "convolution", "autograd", "diagnostics",
+                 "notebooks/batch_norm_by_hand"):
         assert pages[f"{page}/index.html"].count("<math ") >= 3, f"{page}: no MathML"
     # ... and no page loads anything from beyond the site (links to elsewhere are fine)
     loads = re.compile(r"<(?:script|img|iframe|source)\b[^>]*\bsrc=\"(?:https?:)?//|"
