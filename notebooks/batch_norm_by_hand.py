@@ -45,8 +45,9 @@ eps = 1e-5
 # Each feature (column) is normalized with the statistics of the batch.  With $m = N$ values
 # per feature:
 #
-# $$\mu = \frac{1}{m}\sum_{i=1}^m x_i, \qquad \sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \mu)^2,
-# \qquad \hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y_i = \gamma \hat x_i + \beta .$$
+# $$\mu = \frac{1}{m}\sum_{i=1}^m x_i, \qquad
+# \sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \mu)^2, \qquad
+# \hat x_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y_i = \gamma \hat x_i + \beta .$$
 #
 # The variance is the *biased* one (divided by $m$, not $m - 1$), so that $\hat x$ has mean 0
 # and mean square 1 exactly (up to $\epsilon$).  We write the forward pass as a chain of
