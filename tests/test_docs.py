@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import build_docs
+from helpers import build_docs, import_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
@@ -35,14 +35,21 @@ def relative_links(text):
         yield target.split("#", 1)[0]
 
 
+def notebook_pages():
+    """The pages scripts/render_notebooks.py adds at build time: docs/notebooks/NAME.md."""
+    return {os.path.join(DOCS, "notebooks", os.path.basename(path)[:-3] + ".md")
+            for path in import_script("render_notebooks").notebook_paths()}
+
+
 def test_markdown_links_and_images_point_to_existing_files():
-    checked, broken = 0, []
+    checked, broken, generated = 0, [], notebook_pages()
     for path in markdown_files():
         with open(path, encoding="utf-8") as f:
             targets = list(relative_links(f.read()))
         for target in targets:
             checked += 1
-            if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+            linked = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            if not os.path.exists(linked) and linked not in generated:
                 broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
     assert not broken, "links to missing files:\n" + "\n".join(broken)
     assert checked > 20, f"only {checked} links found: is the link pattern still right?"
@@ -175,11 +182,7 @@ def test_mkdocs_build_strict(tmp_path):
 def test_mathml_hook_converts_arithmatex_spans_and_names_bad_formulas():
     if importlib.util.find_spec("latex2mathml") is None:
         pytest.skip('latex2mathml is not installed: pip install -e ".[docs]"')
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        from mkdocs_mathml import mathml_page
-    finally:
-        sys.path.pop(0)
+    mathml_page = import_script("mkdocs_mathml").mathml_page
     page = ('<p>a <span class="arithmatex">\\(x &lt; \\frac{1}{2}\\)</span> b</p>\n'
             '<div class="arithmatex">\\[\\sum_i x_i\\]</div>')
     html = mathml_page(page)

@@ -7,22 +7,18 @@ notebooks teach on the CPU with NumPy arrays, so they run on the default device 
 """
 import os
 import re
-import sys
 import traceback
 
 import numpy
 import pytest
 
 import minidl
+from helpers import import_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytest.importorskip("matplotlib", reason='the notebooks draw with matplotlib: '
                     'pip install -e ".[plot]"')
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-try:
-    import render_notebooks
-finally:
-    sys.path.pop(0)
+render_notebooks = import_script("render_notebooks")
 
 
 @pytest.fixture(scope="module")
