@@ -149,6 +149,7 @@ def show(path):
     figure = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
     figure.add_axes([0, 0, 1, 1]).imshow(image)
     figure.axes[0].set_axis_off()
+    plt.show()
 
 
 panels = {f"{name}, {when}": stats[name] for when, stats in

@@ -73,6 +73,7 @@ for p in range(3):
 ax.plot(ts, ys, color="black", lw=3, alpha=0.6, label="$y = \\max_p z_p$")
 ax.set(xlabel="$t$", ylabel="value", title="Which piece wins (background) and the output")
 ax.legend(loc="upper center", fontsize=9)
+plt.show()
 
 # %% [markdown]
 # ## Where the gradient goes
@@ -100,6 +101,7 @@ top.legend(loc="center right", fontsize=9)
 shade_winners(bottom, winner)
 bottom.plot(ts, dy_dt, color="black")
 bottom.set(xlabel="$t$", ylabel="$\\partial y / \\partial t$")
+plt.show()
 
 # %% [markdown]
 # A piece that never wins on the data never receives a gradient, so its weights never
@@ -143,6 +145,7 @@ ax.plot(ts, winners, color="gray", linestyle=":",
 ax.set(xlabel="$t$", ylabel="$\\partial y / \\partial z_p$", yticks=[0, 1, 2, 3],
        title="A tie: only the first winning piece gets the gradient")
 ax.legend(fontsize=8, loc="upper left")
+plt.show()
 
 # %% [markdown]
 # The same rule holds in every layout: for `(N, C, H, W)` input `F.maxout` groups channels
