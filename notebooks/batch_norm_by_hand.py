@@ -55,7 +55,7 @@ eps = 1e-5
 
 # %%
 def forward(x, gamma, beta, eps):
-    """Batch norm of (m, C) input over axis 0; returns y and the graph's intermediate values."""
+    """Batch norm of (m, C) input over axis 0: y and the intermediate values."""
     mu = x.mean(axis=0)                # node 1: mean
     d = x - mu                         # node 2: deviation
     var = (d ** 2).mean(axis=0)        # node 3: biased variance
@@ -73,7 +73,8 @@ print("per-feature mean square: ", (saved["xhat"] ** 2).mean(axis=0).round(6))
 # minidl's `F.batch_norm` in training mode computes the same thing:
 
 # %%
-y_minidl = F.batch_norm(mdl.tensor(x), mdl.tensor(gamma), mdl.tensor(beta), eps=eps)
+y_minidl = F.batch_norm(mdl.tensor(x), mdl.tensor(gamma), mdl.tensor(beta),
+                        eps=eps)
 forward_error = np.abs(y_minidl.numpy() - y).max()
 print(f"max |y_minidl - y| = {forward_error:.1e}")
 assert forward_error < 1e-12
@@ -89,28 +90,28 @@ assert forward_error < 1e-12
 # | node | forward | backward |
 # |---|---|---|
 # | 6 | $y = \gamma \hat x + \beta$ | $\partial\hat x = \gamma g$, $\partial\gamma = \sum_i g_i \hat x_i$, $\partial\beta = \sum_i g_i$ |
-# | 5 | $\hat x = d\, s$ | $\partial d \mathrel{+}= s\, \partial\hat x$, $\partial s = \sum_i d_i\, \partial\hat x_i$ |
+# | 5 | $\hat x = d\, s$ | $\partial d$ += $s\, \partial\hat x$, $\partial s = \sum_i d_i\, \partial\hat x_i$ |
 # | 4 | $s = (\sigma^2 + \epsilon)^{-1/2}$ | $\partial\sigma^2 = -\tfrac12 (\sigma^2 + \epsilon)^{-3/2}\, \partial s$ |
-# | 3 | $\sigma^2 = \frac1m \sum_i d_i^2$ | $\partial d \mathrel{+}= \frac{2 d}{m}\, \partial\sigma^2$ |
-# | 2 | $d = x - \mu$ | $\partial x \mathrel{+}= \partial d$, $\partial\mu = -\sum_i \partial d_i$ |
-# | 1 | $\mu = \frac1m \sum_i x_i$ | $\partial x \mathrel{+}= \frac1m \partial\mu$ |
+# | 3 | $\sigma^2 = \frac1m \sum_i d_i^2$ | $\partial d$ += $\frac{2 d}{m}\, \partial\sigma^2$ |
+# | 2 | $d = x - \mu$ | $\partial x$ += $\partial d$, $\partial\mu = -\sum_i \partial d_i$ |
+# | 1 | $\mu = \frac1m \sum_i x_i$ | $\partial x$ += $\frac1m \partial\mu$ |
 #
 # ($\partial v$ is short for $\partial \ell / \partial v$.)
 
 # %%
 def backward_graph(g, saved):
     """dx, dgamma, dbeta by reverse traversal of forward's six nodes."""
-    d, s, var, xhat, gamma = saved["d"], saved["s"], saved["var"], saved["xhat"], saved["gamma"]
+    d, s, var, xhat = saved["d"], saved["s"], saved["var"], saved["xhat"]
     m = len(d)
-    dgamma, dbeta = (g * xhat).sum(axis=0), g.sum(axis=0)   # node 6
-    dxhat = gamma * g
-    dd = s * dxhat                                           # node 5 (first use of d)
+    dgamma, dbeta = (g * xhat).sum(axis=0), g.sum(axis=0)  # node 6
+    dxhat = saved["gamma"] * g
+    dd = s * dxhat                           # node 5 (the first use of d)
     ds = (d * dxhat).sum(axis=0)
-    dvar = -0.5 * (var + eps) ** -1.5 * ds                   # node 4
-    dd = dd + 2 * d / m * dvar                               # node 3 (second use of d)
-    dx = dd.copy()                                           # node 2 (first use of x)
+    dvar = -0.5 * (var + eps) ** -1.5 * ds   # node 4
+    dd = dd + 2 * d / m * dvar               # node 3 (the second use of d)
+    dx = dd.copy()                           # node 2 (the first use of x)
     dmu = -dd.sum(axis=0)
-    dx += dmu / m                                            # node 1 (second use of x)
+    dx += dmu / m                            # node 1 (the second use of x)
     return dx, dgamma, dbeta
 
 
@@ -134,7 +135,7 @@ graph = backward_graph(g, saved)
 
 # %%
 def backward_closed(g, saved):
-    """dx = gamma * s / m * (m * g - dbeta - xhat * dgamma), with the two sums computed once."""
+    """dx = gamma * s / m * (m * g - dbeta - xhat * dgamma): two sums, once."""
     xhat, s, gamma = saved["xhat"], saved["s"], saved["gamma"]
     m = len(xhat)
     dgamma, dbeta = (g * xhat).sum(axis=0), g.sum(axis=0)
@@ -213,7 +214,8 @@ class BatchNormByHand(mdl.Function):
 inputs = [mdl.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
 checks = {
     "BatchNormByHand": mdl.gradcheck(BatchNormByHand.apply, inputs),
-    "F.batch_norm": mdl.gradcheck(lambda x, g, b: F.batch_norm(x, g, b, eps=eps), inputs),
+    "F.batch_norm": mdl.gradcheck(lambda x, g, b: F.batch_norm(x, g, b, eps=eps),
+                                  inputs),
 }
 print(checks)
 

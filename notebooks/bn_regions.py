@@ -47,7 +47,8 @@ EPOCHS, LR, SEED = 6, 0.05, 0
 # `IMAGES` of each split.
 
 # %%
-_, (train_x, train_y), _, (test_x, test_y) = recipes.load_splits("digits", limit=IMAGES)
+splits = recipes.load_splits("digits", limit=IMAGES)
+(train_x, train_y), (test_x, test_y) = splits[1], splits[3]   # no validation split
 print("train", train_x.shape, train_x.dtype, " test", test_x.shape)
 
 # %% [markdown]
@@ -88,10 +89,12 @@ print(models["BN"])
 
 # %%
 measure = train_x[:300]
-initial = {name: diagnostics.collect(model, measure, batch_size=len(measure), batch_stats=True)
+initial = {name: diagnostics.collect(model, measure, batch_size=len(measure),
+                                     batch_stats=True)
            for name, model in models.items()}
 for name, stats in initial.items():
-    print(diagnostics.format_table(stats, title=f"{name}, at initialization"), end="\n\n")
+    print(diagnostics.format_table(stats, title=f"{name}, at initialization"))
+    print()
 
 # %% [markdown]
 # Without batch norm, each layer is worse than the one before: the maximum of pieces is
@@ -101,8 +104,8 @@ for name, stats in initial.items():
 # batch, and the entropy stays near 1 at every depth.
 
 # %%
-entropy = {name: [s.mean_entropy for s in stats] for name, stats in initial.items()}
-degenerate = {name: [s.degenerate_share for s in stats] for name, stats in initial.items()}
+entropy = {name: [s.mean_entropy for s in stats]
+           for name, stats in initial.items()}
 print("normalized entropy per layer (input to output)")
 for name, values in entropy.items():
     print(f"  {name:<6}", " ".join(f"{v:.2f}" for v in values))
@@ -131,8 +134,8 @@ trained = {name: diagnostics.collect(model, measure, batch_size=len(measure))
            for name, model in models.items()}
 for name, history in histories.items():
     shares = [s.degenerate_share for s in trained[name]]
-    print(f"{name:<6} test accuracy {history[-1]['test_accuracy']:.1%}; degenerate units per "
-          f"layer after training:", " ".join(f"{share:.0%}" for share in shares))
+    print(f"{name:<6} test accuracy {history[-1]['test_accuracy']:.1%}; "
+          f"degenerate units per layer:", " ".join(f"{v:.0%}" for v in shares))
 
 # %% [markdown]
 # ## Plots
@@ -146,7 +149,8 @@ for name, history in histories.items():
 def show(path):
     """Display a PNG file at its own size."""
     image = plt.imread(path)
-    figure = plt.figure(figsize=(image.shape[1] / 100, image.shape[0] / 100), dpi=100)
+    height, width = image.shape[:2]
+    figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     figure.add_axes([0, 0, 1, 1]).imshow(image)
     figure.axes[0].set_axis_off()
     plt.show()

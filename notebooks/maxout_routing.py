@@ -39,12 +39,14 @@ w = np.array([-1.0, 0.25, 1.5])
 b = np.array([-0.5, 0.5, -1.0])
 ts = np.linspace(-3, 3, 601)
 
-z = mdl.tensor(ts[:, None] * w + b, requires_grad=True)     # (601, 3): piece p in column p
-y = F.maxout(z, pieces=3)                                    # (601, 1)
-y.sum().backward()                                           # dl/dy = 1 for every sample
+# (601, 3): piece p in column p
+z = mdl.tensor(ts[:, None] * w + b, requires_grad=True)
+y = F.maxout(z, pieces=3)                   # (601, 1)
+y.sum().backward()                          # dl/dy = 1 for every sample
 
 winner = z.grad.argmax(axis=1)              # which piece received the gradient
-one_hot = bool(((z.grad == 0) | (z.grad == 1)).all() and (z.grad.sum(axis=1) == 1).all())
+one_hot = bool(((z.grad == 0) | (z.grad == 1)).all()
+               and (z.grad.sum(axis=1) == 1).all())
 print("pieces that ever win:", np.unique(winner))
 print("every row of z.grad is one-hot:", one_hot)
 
@@ -62,7 +64,8 @@ def shade_winners(ax, winner):
     """Colour the background of each input range by the piece that wins there."""
     edges = np.flatnonzero(np.diff(winner)) + 1
     for start, stop in zip(np.r_[0, edges], np.r_[edges, len(winner)]):
-        ax.axvspan(ts[start], ts[stop - 1], color=colors[winner[start]], alpha=0.12, lw=0)
+        ax.axvspan(ts[start], ts[stop - 1], color=colors[winner[start]],
+                   alpha=0.12, lw=0)
 
 
 figure, ax = plt.subplots(figsize=(8, 4), dpi=100, layout="constrained")
@@ -71,7 +74,8 @@ for p in range(3):
     ax.plot(ts, zs[:, p], color=colors[p], lw=1,
             label=f"piece {p}: $z_{p} = {w[p]:g}\\,t {b[p]:+g}$")
 ax.plot(ts, ys, color="black", lw=3, alpha=0.6, label="$y = \\max_p z_p$")
-ax.set(xlabel="$t$", ylabel="value", title="Which piece wins (background) and the output")
+ax.set(xlabel="$t$", ylabel="value",
+       title="Which piece wins (background) and the output")
 ax.legend(loc="upper center", fontsize=9)
 plt.show()
 
@@ -84,7 +88,7 @@ plt.show()
 # the slope of whichever piece is on top.
 
 # %%
-dy_dt = z.grad @ w                  # the chain rule by hand: sum over p of dy/dz_p * w_p
+dy_dt = z.grad @ w       # the chain rule by hand: sum over p of dy/dz_p * w_p
 
 t = mdl.tensor(ts[:, None], requires_grad=True)      # the same, by autograd from t
 F.maxout(t * mdl.tensor(w) + mdl.tensor(b), pieces=3).sum().backward()
@@ -96,7 +100,7 @@ figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), dpi=100, sharex=True,
 for p in range(3):
     top.plot(ts, z.grad[:, p] + 0.03 * (p - 1), color=colors[p], label=f"piece {p}")
 top.set(ylabel="$\\partial y / \\partial z_p$", yticks=[0, 1],
-        title="The gradient is routed to the winner (curves offset a little to show them all)")
+        title="The gradient goes to the winner (curves offset to show all)")
 top.legend(loc="center right", fontsize=9)
 shade_winners(bottom, winner)
 bottom.plot(ts, dy_dt, color="black")
@@ -128,18 +132,20 @@ dy = np.full((len(ts), 1), 1.0)
 F.maxout(z2, pieces=3).backward(dy)
 
 values = z2.numpy()
-winners = (values == values.max(axis=1, keepdims=True)).sum(axis=1)   # tied pieces per t
-tied = winners > 1                          # t <= 0: pieces 0 and 1, at t = 0 all three
+# how many pieces share the maximum at each t
+winners = (values == values.max(axis=1, keepdims=True)).sum(axis=1)
+tied = winners > 1          # t <= 0: pieces 0 and 1; at t = 0 all three
 print("gradient at t = -1, pieces 0, 1, 2:", z2.grad[np.abs(ts + 1).argmin()])
 print("ties all go to piece 0:", bool((z2.grad[tied, 0] == 1).all()
                                       and (z2.grad[tied, 1:] == 0).all()))
 passed_on = z2.grad.sum(axis=1)
-print("gradient passed on equals the gradient received:", bool((passed_on == dy[:, 0]).all()))
+print("gradient passed on = gradient received:",
+      bool((passed_on == dy[:, 0]).all()))
 
 figure, ax = plt.subplots(figsize=(8, 3), dpi=100, layout="constrained")
 for p, style in zip(range(3), ["-", "--", "-"]):
     ax.plot(ts, z2.grad[:, p] + 0.03 * (p - 1), color=colors[p], linestyle=style,
-            label=f"piece {p}" + (" (ties with piece 0 for t <= 0)" if p == 1 else ""))
+            label=f"piece {p}" + (" (ties with piece 0, t <= 0)" if p == 1 else ""))
 ax.plot(ts, winners, color="gray", linestyle=":",
         label="total if every tied piece got the gradient")
 ax.set(xlabel="$t$", ylabel="$\\partial y / \\partial z_p$", yticks=[0, 1, 2, 3],

@@ -27,7 +27,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(ROOT, "notebooks")
-CELL = re.compile(r"^# %%(?P<title>[^\[\n]*)(?:\[(?P<kind>\w+)\])?[ \t]*$")
+CELL = re.compile(r"^# %%[^\[\n]*(?:\[(?P<kind>\w+)\])?[ \t]*$")
 JUPYTER = ('To run it in Jupyter: `pip install jupytext`, then open `notebooks/{name}.py` '
            '(in JupyterLab: right-click, *Open With*, *Notebook*).')
 
