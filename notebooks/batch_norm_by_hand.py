@@ -183,12 +183,12 @@ assert max(max(row) for row in differences.values()) < 1e-12
 # %%
 dx, dgamma, _ = closed
 xhat, s, var = saved["xhat"], saved["s"], saved["var"]
+predicted = gamma * s * eps / (var + eps) * dgamma
 print("sum of dx per feature:       ", dx.sum(axis=0))
 print("sum of dx * xhat per feature:", (dx * xhat).sum(axis=0))
-print("gamma s eps / (var + eps) dgamma:", gamma * s * eps / (var + eps) * dgamma)
+print("the formula's prediction:    ", predicted)
 assert np.allclose(dx.sum(axis=0), 0, atol=1e-12)
-assert np.allclose((dx * xhat).sum(axis=0), gamma * s * eps / (var + eps) * dgamma,
-                   rtol=1e-6, atol=0)
+assert np.allclose((dx * xhat).sum(axis=0), predicted, rtol=1e-6, atol=0)
 
 # %% [markdown]
 # ## Gradient check
