@@ -116,7 +116,11 @@ def run(path):
     Code cells get their ``output`` and ``figures``.  An exception in a cell
     propagates; its traceback names the notebook file and line.
     """
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError('the notebooks draw with matplotlib, which is not installed: '
+                          'pip install -e ".[plot]" (or ".[docs]")') from exc
     matplotlib.use("Agg")          # figures are drawn off screen, also where a display exists
     from matplotlib import pyplot
 

@@ -7,6 +7,7 @@ notebooks teach on the CPU with NumPy arrays, so they run on the default device 
 """
 import os
 import re
+import sys
 import traceback
 
 import numpy
@@ -152,3 +153,10 @@ def test_an_error_names_the_notebook_line(tmp_path):
         render_notebooks.run(path)
     frame = traceback.extract_tb(error.tb)[-1]
     assert (frame.filename, frame.lineno, frame.line) == (path, 7, "z = y / 0")
+
+
+def test_without_matplotlib_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)       # makes the import fail
+    with pytest.raises(ImportError, match=r'matplotlib, which is not installed: pip install '
+                                          r'-e "\.\[plot\]"'):
+        render_notebooks.run(write(tmp_path, "# %%\nx = 1\n"))
