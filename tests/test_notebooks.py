@@ -160,3 +160,13 @@ def test_without_matplotlib_the_error_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r'matplotlib, which is not installed: pip install '
                                           r'-e "\.\[plot\]"'):
         render_notebooks.run(write(tmp_path, "# %%\nx = 1\n"))
+
+
+def test_jupytext_reads_the_same_cells():
+    """Where jupytext is installed (the notebooks extra), Jupyter sees the cells we run."""
+    jupytext = pytest.importorskip("jupytext", reason='pip install -e ".[notebooks]"')
+    for path in render_notebooks.notebook_paths():
+        notebook = jupytext.read(path)
+        assert notebook.metadata["jupytext"]["text_representation"]["format_name"] == "percent"
+        assert [(cell.cell_type, cell.source.strip()) for cell in notebook.cells] == \
+            [(cell.kind, cell.source) for cell in render_notebooks.read_cells(path)], path
