@@ -46,6 +46,16 @@ def loopback_server(directory):
         httpd.server_close()
 
 
+def import_script(name):
+    """The module ``scripts/{name}.py`` (the scripts folder is not a package)."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
+
+
 def build_docs(site):
     """``mkdocs build --strict`` of the repository's docs into ``site``; skips without mkdocs.
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers import build_docs
+from helpers import build_docs, import_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
@@ -35,14 +35,21 @@ def relative_links(text):
         yield target.split("#", 1)[0]
 
 
+def notebook_pages():
+    """The pages scripts/render_notebooks.py adds at build time: docs/notebooks/NAME.md."""
+    return {os.path.join(DOCS, "notebooks", os.path.basename(path)[:-3] + ".md")
+            for path in import_script("render_notebooks").notebook_paths()}
+
+
 def test_markdown_links_and_images_point_to_existing_files():
-    checked, broken = 0, []
+    checked, broken, generated = 0, [], notebook_pages()
     for path in markdown_files():
         with open(path, encoding="utf-8") as f:
             targets = list(relative_links(f.read()))
         for target in targets:
             checked += 1
-            if not os.path.exists(os.path.join(os.path.dirname(path), target)):
+            linked = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            if not os.path.exists(linked) and linked not in generated:
                 broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
     assert not broken, "links to missing files:\n" + "\n".join(broken)
     assert checked > 20, f"only {checked} links found: is the link pattern still right?"
@@ -55,7 +62,8 @@ def test_link_pattern_finds_links_and_skips_code():
 
 
 # `minidl/...`, `tests/...` etc.: a file or folder of this repository named in prose
-FILE_REFERENCE = re.compile(r"`((?:minidl|tests|examples|benchmarks|scripts|docs)/[\w./-]*)`")
+FILE_REFERENCE = re.compile(
+    r"`((?:minidl|tests|examples|benchmarks|scripts|docs|notebooks)/[\w./-]*)`")
 IDENTIFIER = re.compile(r"`([A-Za-z_]\w*)`")
 
 
@@ -152,7 +160,8 @@ def test_mkdocs_build_strict(tmp_path):
     result = build_docs(site)
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "results/index.html", "guide/devices/index.html",
-                 "batch_norm/index.html"):
+                 "batch_norm/index.html", "notebooks/bn_regions/index.html",
+                 "notebooks/bn_regions-1.png"):
         assert (site / page).is_file(), f"{page} was not built"
     pages = {path.relative_to(site).as_posix(): path.read_text(encoding="utf-8")
              for path in site.rglob("*.html")}
@@ -160,7 +169,8 @@ def test_mkdocs_build_strict(tmp_path):
     raw = {page: RAW_TEX.findall(TAG.sub("", CODE_BLOCK.sub("", text)))
            for page, text in pages.items()}
     assert not {page: found for page, found in raw.items() if found}, raw
-    for page in ("batch_norm", "maxout", "convolution", "autograd", "diagnostics"):
+    for page in ("batch_norm", "maxout", "convolution", "autograd", "diagnostics",
+                 "notebooks/batch_norm_by_hand"):
         assert pages[f"{page}/index.html"].count("<math ") >= 3, f"{page}: no MathML"
     # ... and no page loads anything from beyond the site (links to elsewhere are fine)
     loads = re.compile(r"<(?:script|img|iframe|source)\b[^>]*\bsrc=\"(?:https?:)?//|"
@@ -172,11 +182,7 @@ def test_mkdocs_build_strict(tmp_path):
 def test_mathml_hook_converts_arithmatex_spans_and_names_bad_formulas():
     if importlib.util.find_spec("latex2mathml") is None:
         pytest.skip('latex2mathml is not installed: pip install -e ".[docs]"')
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        from mkdocs_mathml import mathml_page
-    finally:
-        sys.path.pop(0)
+    mathml_page = import_script("mkdocs_mathml").mathml_page
     page = ('<p>a <span class="arithmatex">\\(x &lt; \\frac{1}{2}\\)</span> b</p>\n'
             '<div class="arithmatex">\\[\\sum_i x_i\\]</div>')
     html = mathml_page(page)

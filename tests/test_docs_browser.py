@@ -43,8 +43,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-dev-shm-usage", "--disable-features=AutofillServerCommunication,NetworkTimeServiceQuerying,"
          "OptimizationHints,MediaRouter,Translate,CertificateTransparencyComponentUpdater",
          "--remote-debugging-port=0", "--window-size=1280,1000"]
-PAGES = ["batch_norm", "maxout", "convolution", "results"]
-MATH_PAGES = {"batch_norm", "maxout", "convolution"}     # results.md has no formulas
+# two of the pages that scripts/render_notebooks.py makes from notebooks/ at build time
+NOTEBOOK_PAGES = ["notebooks/batch_norm_by_hand", "notebooks/bn_regions"]
+PAGES = ["batch_norm", "maxout", "convolution", "results", *NOTEBOOK_PAGES]
+MATH_PAGES = {"batch_norm", "maxout", "convolution", "notebooks/batch_norm_by_hand"}
 WIDTHS = [1280, 480]        # a desktop window, and a phone, where wide tables must scroll
 
 # What the page shows, measured in the page.  Raw TeX is a backslash command, a \( \[ \] \)
@@ -230,6 +232,8 @@ def test_page_in_chromium(site, browser, page, width):
         narrow = [image for image in shown["images"] if image["width"] < 800]
         assert not narrow, f"plots narrower than 800 px: {narrow}"
         assert shown["tables"] >= 5
+    if page == "notebooks/bn_regions":
+        assert len(shown["images"]) == 3 and min(i["width"] for i in shown["images"]) >= 800
 
     assert shown["fitting"] == shown["tables"], "a table sticks out of the content column"
     assert shown["pageWidth"] <= shown["viewport"], "the page scrolls sideways"
