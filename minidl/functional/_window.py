@@ -71,28 +71,29 @@ def windows(xpad, kernel, stride, out):
     return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
 
 
-def _offset_ranges(size, kernel, stride, padding, out):
+def _offset_ranges(size, kernel, stride, padding, out, dilation=1):
     """Along one axis, for each kernel offset u: (input slice, output slice), or None.
 
-    Offset u of window i reads input position ``i * stride - padding + u``.
+    Offset u of window i reads input position ``i * stride - padding + u * dilation``.
     The windows for which that position exists (is not padding) are
     ``first <= i <= last``; they read every ``stride``-th position from
-    ``first * stride - padding + u`` on.
+    ``first * stride - padding + u * dilation`` on.
     """
     ranges = []
     for u in range(kernel):
-        first = max(0, -((u - padding) // stride))            # ceil((padding - u) / stride)
-        last = min(out - 1, (size - 1 + padding - u) // stride)
+        reach = u * dilation                                  # how far offset u lies from the start
+        first = max(0, -((reach - padding) // stride))        # ceil((padding - reach) / stride)
+        last = min(out - 1, (size - 1 + padding - reach) // stride)
         if first > last:
             ranges.append(None)
             continue
-        start = first * stride - padding + u
+        start = first * stride - padding + reach
         ranges.append((slice(start, start + (last - first) * stride + 1, stride),
                        slice(first, last + 1)))
     return ranges
 
 
-def kernel_offsets(size, kernel, stride, padding, out):
+def kernel_offsets(size, kernel, stride, padding, out, dilation=(1, 1)):
     """For each kernel offset (u, v), row-major: ``(u, v, source, target)``.
 
     ``x[source]`` is the grid of input pixels that offset (u, v) of the
