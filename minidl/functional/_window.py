@@ -100,10 +100,11 @@ def kernel_offsets(size, kernel, stride, padding, out, dilation=(1, 1)):
     windows ``y[target]`` reads (an index into (N, C, H, W), resp. (N, C, OH,
     OW) arrays).  Padding is never stored: positions in it are simply left
     out, so a loop over the KH*KW offsets visits every real pixel of every
-    window once, each step a whole-array operation.
+    window once, each step a whole-array operation.  With ``dilation`` (dh, dw)
+    offset (u, v) lies u*dh rows and v*dw columns from the window's corner.
     """
-    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0])
-    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1])
+    rows = _offset_ranges(size[0], kernel[0], stride[0], padding[0], out[0], dilation[0])
+    cols = _offset_ranges(size[1], kernel[1], stride[1], padding[1], out[1], dilation[1])
     for u, row in enumerate(rows):
         for v, col in enumerate(cols):
             if row is not None and col is not None:
