@@ -223,3 +223,258 @@ POOL_ERRORS = [
 def test_bad_pooling_options_are_refused(device, call, error, message):
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         call(leaf(numpy.ones((2, 3, 6, 6)), device))
+
+
+# ------------------------------------------------------------------------------ losses
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+@st.composite
+def class_cases(draw):
+    """(input shape, class axis, weights or None, ignore_index, labels, reduction, smoothing).
+
+    Batched (N, C), spatial (N, C, d) or unbatched (C,); some labels are ignored.
+    """
+    c = draw(st.integers(1, 5))
+    shape = draw(st.sampled_from([(3, c), (2, c, 3), (c,)]))
+    axis = min(len(shape) - 1, 1)
+    label_shape = shape[:axis] + shape[axis + 1:]
+    seed = draw(st.integers(0, 2**16))
+    rng = numpy.random.default_rng(seed)
+    labels = rng.integers(0, c, label_shape)
+    ignore_index = draw(st.sampled_from([-100, -1, 0, c - 1]))
+    labels = numpy.where(rng.random(label_shape) < 0.3, ignore_index, labels)
+    weight = rng.uniform(0.1, 2, c) if draw(st.booleans()) else None
+    smoothing = draw(st.sampled_from([0.0, 0.1, 1.0, 0.37]))
+    return (shape, weight, ignore_index, labels, draw(st.sampled_from(REDUCTIONS)), smoothing,
+            seed)
+
+
+def both_weights(weight, device):
+    if weight is None:
+        return None, None
+    return leaf(weight, device, requires_grad=False), torch.tensor(weight)
+
+
+@given(case=class_cases())
+def test_cross_entropy_options_match_torch(device, case):
+    shape, weight, ignore_index, labels, reduction, smoothing, seed = case
+    assume(reduction != "mean" or (labels != ignore_index).any())      # else 0/0, below
+    logits_np = numpy.random.default_rng(seed).normal(0, 3, shape)
+    x, tx = leaf(logits_np, device), torch.tensor(logits_np, requires_grad=True)
+    w, tw = both_weights(weight, device)
+    loss = F.cross_entropy(x, minidl.tensor(labels, device=device), w, ignore_index, reduction,
+                           smoothing)
+    t_loss = TF.cross_entropy(tx, torch.tensor(labels), tw, ignore_index=ignore_index,
+                              reduction=reduction, label_smoothing=smoothing)
+    assert loss.shape == tuple(t_loss.shape)
+    agree(loss, t_loss)
+    backward_both(loss, t_loss, seed)
+    agree(x.grad, tx.grad)
+
+
+@given(case=class_cases())
+def test_nll_loss_options_match_torch(device, case):
+    shape, weight, ignore_index, labels, reduction, _, seed = case
+    assume(reduction != "mean" or (labels != ignore_index).any())
+    scores = numpy.random.default_rng(seed).normal(-2, 1, shape)
+    x, tx = leaf(scores, device), torch.tensor(scores, requires_grad=True)
+    w, tw = both_weights(weight, device)
+    loss = F.nll_loss(x, minidl.tensor(labels, device=device), w, ignore_index, reduction)
+    t_loss = TF.nll_loss(tx, torch.tensor(labels), tw, ignore_index=ignore_index,
+                         reduction=reduction)
+    agree(loss, t_loss)
+    backward_both(loss, t_loss, seed)
+    agree(x.grad, tx.grad)
+
+
+@given(shape=st.sampled_from([(3, 4), (2, 3, 2), (5,)]), seed=st.integers(0, 2**16),
+       weighted=st.booleans(), reduction=st.sampled_from(REDUCTIONS),
+       smoothing=st.sampled_from([0.0, 0.2, 1.0]))
+def test_cross_entropy_probability_targets_match_torch(device, shape, seed, weighted,
+                                                       reduction, smoothing):
+    rng = numpy.random.default_rng(seed)
+    axis = min(len(shape) - 1, 1)
+    logits_np = rng.normal(0, 2, shape)
+    probs_np = rng.dirichlet(numpy.ones(shape[axis]), shape[:axis] + shape[axis + 1:])
+    probs_np = numpy.moveaxis(probs_np, -1, axis)
+    weight = rng.uniform(0.1, 2, shape[axis]) if weighted else None
+    x, tx = leaf(logits_np, device), torch.tensor(logits_np, requires_grad=True)
+    y, ty = leaf(probs_np, device), torch.tensor(probs_np, requires_grad=True)
+    w, tw = both_weights(weight, device)
+    loss = F.cross_entropy(x, y, w, reduction=reduction, label_smoothing=smoothing)
+    t_loss = TF.cross_entropy(tx, ty, tw, reduction=reduction, label_smoothing=smoothing)
+    agree(loss, t_loss)
+    backward_both(loss, t_loss, seed)
+    agree(x.grad, tx.grad)
+    agree(y.grad, ty.grad)
+
+
+@settings(max_examples=10)
+@given(case=class_cases())
+def test_loss_gradients_pass_gradcheck(device, case):
+    shape, weight, ignore_index, labels, reduction, smoothing, seed = case
+    assume(reduction != "mean" or (labels != ignore_index).any())
+    rng = numpy.random.default_rng(seed)
+    x = leaf(rng.normal(0, 2, shape), device)
+    w = None if weight is None else leaf(weight, device, requires_grad=False)
+    t = minidl.tensor(labels, device=device)
+    # A random projection turns "none" into a scalar that still sees every element.
+    project = leaf(rng.standard_normal(labels.shape), device, requires_grad=False)
+
+    def scalar(loss):
+        return (loss * project).sum() if reduction == "none" else loss
+
+    assert gradcheck(lambda x: scalar(F.cross_entropy(x, t, w, ignore_index, reduction,
+                                                      smoothing)), [x])
+    assert gradcheck(lambda x: scalar(F.nll_loss(x, t, w, ignore_index, reduction)), [x])
+    probs = leaf(rng.dirichlet(numpy.ones(shape[-1]), shape[:-1]), device)
+    if len(shape) == 2 and ignore_index < 0:
+        assert gradcheck(lambda x, y: F.cross_entropy(x, y, w, reduction="sum",
+                                                      label_smoothing=smoothing), [x, probs])
+
+
+@given(shape=st.sampled_from([(3,), (2, 3), (2, 1, 4)]), seed=st.integers(0, 2**16),
+       reduction=st.sampled_from(REDUCTIONS))
+def test_mse_loss_reductions_match_torch(device, shape, seed, reduction):
+    rng = numpy.random.default_rng(seed)
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
+    x, tx = leaf(a, device), torch.tensor(a, requires_grad=True)
+    y, ty = leaf(b, device), torch.tensor(b, requires_grad=True)
+    loss, t_loss = F.mse_loss(x, y, reduction), TF.mse_loss(tx, ty, reduction=reduction)
+    agree(loss, t_loss)
+    backward_both(loss, t_loss, seed)
+    agree(x.grad, tx.grad)
+    agree(y.grad, ty.grad)
+
+
+def test_mean_over_only_ignored_labels_is_nan_as_in_torch(device):
+    logits_np = numpy.random.default_rng(0).standard_normal((2, 3))
+    labels = numpy.array([-100, -100])
+    t_loss = TF.cross_entropy(torch.tensor(logits_np), torch.tensor(labels))
+    with numpy.errstate(invalid="ignore"):
+        loss = F.cross_entropy(leaf(logits_np, device), minidl.tensor(labels, device=device))
+    assert numpy.isnan(host(loss)) and torch.isnan(t_loss)
+
+
+def test_label_smoothing_stays_finite_for_huge_logits(device):
+    logits_np = numpy.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]])
+    x, tx = leaf(logits_np, device), torch.tensor(logits_np, requires_grad=True)
+    labels = numpy.array([1, 2])
+    loss = F.cross_entropy(x, minidl.tensor(labels, device=device), label_smoothing=0.1)
+    t_loss = TF.cross_entropy(tx, torch.tensor(labels), label_smoothing=0.1)
+    loss.backward()
+    t_loss.backward()
+    assert numpy.isfinite(host(loss)) and numpy.isfinite(host(x.grad)).all()
+    agree(loss, t_loss)
+    agree(x.grad, tx.grad)
+
+
+def test_loss_modules_take_the_options_and_match_torch(device):
+    rng = numpy.random.default_rng(4)
+    logits_np, weight = rng.normal(0, 2, (4, 3)), rng.uniform(0.5, 2, 3)
+    labels = numpy.array([2, 0, 1, 2])
+    modules = [
+        (nn.CrossEntropyLoss(minidl.tensor(weight), ignore_index=2, reduction="sum",
+                             label_smoothing=0.2),
+         torch.nn.CrossEntropyLoss(torch.tensor(weight), ignore_index=2, reduction="sum",
+                                   label_smoothing=0.2)),
+        (nn.NLLLoss(minidl.tensor(weight), ignore_index=0, reduction="none"),
+         torch.nn.NLLLoss(torch.tensor(weight), ignore_index=0, reduction="none")),
+    ]
+    for ours, theirs in modules:
+        ours.to(device)                               # moves the weight buffer too
+        assert ours.weight.device == leaf(weight, device).device
+        assert sorted(ours.state_dict()) == ["weight"]
+        agree(ours(leaf(logits_np, device), minidl.tensor(labels, device=device)),
+              theirs(torch.tensor(logits_np), torch.tensor(labels)))
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    agree(nn.MSELoss(reduction="sum")(leaf(a, device), leaf(b, device)),
+          torch.nn.MSELoss(reduction="sum")(torch.tensor(a), torch.tensor(b)))
+    assert nn.CrossEntropyLoss().state_dict() == {}
+
+
+def test_options_keep_the_loss_on_the_device(fake_gpu):
+    """With check_labels=False no option reads anything back to the host."""
+    logits = leaf(numpy.random.default_rng(0).standard_normal((4, 3)), "cuda")
+    labels = minidl.tensor(numpy.array([0, 2, -1, 1]), device="cuda")
+    weight = minidl.tensor(numpy.array([1.0, 2.0, 0.5]), device="cuda")
+    fake_gpu.reset_transfers()
+    for reduction in REDUCTIONS:
+        loss = F.cross_entropy(logits, labels, weight, -1, reduction, 0.1, check_labels=False)
+        loss.sum().backward()
+        F.nll_loss(logits, labels, weight, -1, reduction, check_labels=False).sum().backward()
+    assert fake_gpu.transfers == {"to_device": 0, "to_host": 0}
+
+
+def loss_inputs(device):
+    logits = leaf(numpy.zeros((3, 4)), device)
+    return logits, minidl.tensor(numpy.array([0, 1, 2]), device=device)
+
+
+LOSS_ERRORS = [
+    (lambda x, t: F.cross_entropy(x, t, reduction="avg"), ValueError,
+     "cross_entropy: reduction must be one of 'none', 'mean', 'sum', got 'avg'"),
+    (lambda x, t: F.nll_loss(x, t, reduction=None), TypeError,
+     "nll_loss: reduction must be a string, one of 'none', 'mean', 'sum', got None"),
+    (lambda x, t: F.mse_loss(x, x, reduction="Mean"), ValueError,
+     "mse_loss: reduction must be one of 'none', 'mean', 'sum', got 'Mean'"),
+    (lambda x, t: F.cross_entropy(x, t, label_smoothing=1.5), ValueError,
+     "cross_entropy: label_smoothing must be in [0, 1], got 1.5"),
+    (lambda x, t: F.cross_entropy(x, t, ignore_index=0.5), TypeError,
+     "cross_entropy: ignore_index must be an integer, got 0.5"),
+    (lambda x, t: F.cross_entropy(x, t, minidl.tensor(numpy.ones(3), device=x.device)),
+     ValueError, "cross_entropy: weight must have shape (4,), one entry per class of input "
+                 "(3, 4), got shape (3,)"),
+    (lambda x, t: F.nll_loss(x, t, minidl.tensor(numpy.ones(4, "float32"), device=x.device)),
+     TypeError, "nll_loss: weight has dtype float32 but input has dtype float64; convert one "
+                "explicitly with .to(dtype=...) (minidl never promotes silently)"),
+    (lambda x, t: F.cross_entropy(x, t, numpy.ones(4)), TypeError,
+     "cross_entropy: weight must be a minidl Tensor, got ndarray"),
+    (lambda x, t: F.cross_entropy(x, minidl.tensor(numpy.array([0, 5, 1]), device=x.device),
+                                  ignore_index=5), None, None),
+    (lambda x, t: F.cross_entropy(x, minidl.tensor(numpy.array([0, 4, 1]), device=x.device),
+                                  ignore_index=-1), ValueError,
+     "cross_entropy: labels must be in [0, 4) for 4 classes, got 4 at index 1 "
+     "(ignore_index=-1 is exempt)"),
+    (lambda x, t: F.nll_loss(leaf(numpy.zeros((2, 4, 3)), x.device),
+                             minidl.tensor(numpy.array([[0, 1, 2], [3, 9, 0]]), device=x.device)),
+     ValueError, "nll_loss: labels must be in [0, 4) for 4 classes, got 9 at index (1, 1) "
+                 "(ignore_index=-100 is exempt)"),
+    (lambda x, t: F.cross_entropy(x, x, ignore_index=1), ValueError,
+     "cross_entropy: ignore_index is not supported with class-probability targets, got 1 "
+     "(leave it negative)"),
+    (lambda x, t: F.cross_entropy(x, leaf(numpy.zeros(3), x.device)), TypeError,
+     "cross_entropy: labels must be an integer tensor or array, got float64 of shape (3,); "
+     "class probabilities must be a floating tensor of the input's shape (3, 4)"),
+    (lambda x, t: F.cross_entropy(x, x.to(dtype="float32")), TypeError,
+     "cross_entropy: target has dtype float32 but input has dtype float64; convert one "
+     "explicitly with .to(dtype=...) (minidl never promotes silently)"),
+    (lambda x, t: F.cross_entropy(x, t, None, -100, "mean", 0.0, False), TypeError, None),
+    (lambda x, t: F.cross_entropy(x, t, check_labels=0), TypeError,
+     "cross_entropy: check_labels must be True or False, got 0"),
+    (lambda x, t: F.cross_entropy(x.sum(), t), ValueError,
+     "cross_entropy: input must have a class axis (C,), (N, C) or (N, C, d1, ...), got shape ()"),
+    (lambda x, t: nn.CrossEntropyLoss(reduction="avg"), ValueError,
+     "CrossEntropyLoss: reduction must be one of 'none', 'mean', 'sum', got 'avg'"),
+    (lambda x, t: nn.CrossEntropyLoss(label_smoothing=-0.1), ValueError,
+     "CrossEntropyLoss: label_smoothing must be in [0, 1], got -0.1"),
+    (lambda x, t: nn.NLLLoss(weight=[1.0, 2.0]), TypeError,
+     "NLLLoss: weight must be a minidl Tensor, got list"),
+    (lambda x, t: nn.NLLLoss(ignore_index=True), TypeError,
+     "NLLLoss: ignore_index must be an integer, got True"),
+    (lambda x, t: nn.MSELoss(reduction="elementwise_mean"), ValueError,
+     "MSELoss: reduction must be one of 'none', 'mean', 'sum', got 'elementwise_mean'"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", LOSS_ERRORS,
+                         ids=[str(message)[:60] for _, _, message in LOSS_ERRORS])
+def test_bad_loss_options_are_refused(device, call, error, message):
+    x, t = loss_inputs(device)
+    if error is None:                 # an out-of-range label that is ignored is no error
+        assert numpy.isfinite(host(call(x, t)))
+        return
+    with pytest.raises(error, match=None if message is None else f"^{re.escape(message)}$"):
+        call(x, t)
