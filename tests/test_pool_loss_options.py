@@ -118,14 +118,18 @@ def test_avg_pool_divisors_match_torch(device, case, seed, count_include_pad, di
 
 
 def test_avg_pool_divisors_of_a_ceil_mode_window_over_the_padding(device):
-    # 5 columns, kernel 3, stride 2, padding 1, ceil_mode: windows start at -1, 1, 3; the
-    # last covers columns 3, 4 and the right padding 5 exactly, the middle one no padding.
-    x = leaf(numpy.ones((1, 1, 5)), device)
-    for include, expected in ((True, [2 / 3, 1, 2 / 3]), (False, [1, 1, 1])):
-        y = F.avg_pool2d(x, (1, 3), (1, 2), (0, 1), ceil_mode=True, count_include_pad=include)
-        numpy.testing.assert_allclose(host(y)[0, 0], expected, rtol=1e-15)
-    y = F.avg_pool2d(x, (1, 3), (1, 2), (0, 1), ceil_mode=True, divisor_override=4)
-    numpy.testing.assert_allclose(host(y)[0, 0], [2 / 4, 3 / 4, 2 / 4], rtol=1e-15)
+    # docs/convolution.md's example: 6 columns, kernel 3, stride 2, padding 1, ceil_mode.
+    # Windows start at -1, 1, 3, 5; the last covers column 5, the padding column 6 and
+    # column 7 beyond the padded input.
+    x = leaf(numpy.ones((1, 1, 6)), device)
+    sums = numpy.array([2, 3, 3, 1])                   # real pixels per window
+    for options, divisors in (({}, [3, 3, 3, 2]), ({"count_include_pad": False}, [2, 3, 3, 1]),
+                              ({"divisor_override": 4}, [4, 4, 4, 4])):
+        y = F.avg_pool2d(x, (1, 3), (1, 2), (0, 1), ceil_mode=True, **options)
+        ty = TF.avg_pool2d(torch.ones(1, 1, 6, dtype=torch.float64), (1, 3), (1, 2), (0, 1),
+                           ceil_mode=True, **options)
+        numpy.testing.assert_allclose(host(y)[0, 0], sums / divisors, rtol=1e-15)
+        agree(y, ty)
 
 
 @settings(max_examples=10)
