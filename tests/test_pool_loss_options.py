@@ -483,3 +483,16 @@ def test_bad_loss_options_are_refused(device, call, error, message):
         return
     with pytest.raises(error, match=None if message is None else f"^{re.escape(message)}$"):
         call(x, t)
+
+
+def test_nll_loss_reads_only_the_labels_entry(device):
+    # log 0 = -inf in another class must not turn the loss into NaN (0 * -inf).
+    scores = numpy.array([[-numpy.inf, -0.5, -1.0], [-2.0, -numpy.inf, -0.1]])
+    x, tx = leaf(scores, device), torch.tensor(scores, requires_grad=True)
+    labels = numpy.array([1, 2])
+    loss = F.nll_loss(x, minidl.tensor(labels, device=device), reduction="sum")
+    t_loss = TF.nll_loss(tx, torch.tensor(labels), reduction="sum")
+    backward_both(loss, t_loss, 0)
+    assert numpy.isfinite(host(loss))
+    agree(loss, t_loss)
+    agree(x.grad, tx.grad)

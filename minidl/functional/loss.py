@@ -46,17 +46,18 @@ def _classes(xp, num_classes, axis, ndim, values=None):
 
 
 def _label_weights(labels, num_classes, axis, weight, ignore_index, dtype):
-    """For labels t: (onehot(t) * w_t, kept, w_t) with w_t = weight[t], 0 where t is ignored.
+    """For labels t: (onehot(t) * w_t, onehot(t), kept) with w_t = weight[t], 0 if t is ignored.
 
     ``kept`` is 1 where t != ignore_index, else 0; without ``weight`` w_t = kept.
-    An ignored label is replaced by class 0 before indexing, so any value may be ignored.
+    The one-hot mask has the class axis at ``axis``.  An ignored label is
+    replaced by class 0 before indexing, so any value may be ignored.
     """
     xp = backend.get_array_module(labels)
     kept = labels != ignore_index
     safe = xp.where(kept, labels, 0)
     w_t = kept.astype(dtype) if weight is None else xp.where(kept, weight[safe], 0)
     onehot = xp.expand_dims(safe, axis) == _classes(xp, num_classes, axis, labels.ndim + 1)
-    return onehot * xp.expand_dims(w_t, axis), kept.astype(dtype), w_t
+    return onehot * xp.expand_dims(w_t, axis), onehot, kept.astype(dtype)
 
 
 class CrossEntropy(_Reduced):
@@ -87,9 +88,9 @@ class CrossEntropy(_Reduced):
             q = (1 - smoothing) * target + smoothing / classes
             q, divisor = (q if w is None else q * w), log_probs.size // classes
         else:
-            q, kept, w_t = _label_weights(target, classes, axis, weight, ignore_index,
-                                          logits.dtype)
-            divisor = w_t.sum()
+            q, _, kept = _label_weights(target, classes, axis, weight, ignore_index,
+                                        logits.dtype)
+            divisor = q.sum()                         # sum_n w_{t_n} over the kept labels
             if smoothing:
                 uniform = xp.expand_dims(kept, axis) * (1 if w is None else w)
                 q = (1 - smoothing) * q + smoothing / classes * uniform
@@ -119,13 +120,12 @@ class NLLLoss(_Reduced):
 
     def forward(self, log_probs, labels, axis, weight, ignore_index, reduction):
         xp = backend.get_array_module(log_probs)
-        self.picked, _, w_t = _label_weights(labels, log_probs.shape[axis], axis, weight,
-                                             ignore_index, log_probs.dtype)
+        self.picked, onehot, _ = _label_weights(labels, log_probs.shape[axis], axis, weight,
+                                                ignore_index, log_probs.dtype)
         self.axis = axis
-        safe = xp.expand_dims(xp.where(labels != ignore_index, labels, 0), axis)
         # Read the label's entry only: the others may be -inf (log 0), and 0 * -inf is NaN.
-        entry = xp.take_along_axis(log_probs, safe, axis=axis).squeeze(axis)
-        return self._reduce(-w_t * entry, reduction, w_t.sum())
+        losses = -(xp.where(onehot, log_probs, 0) * self.picked).sum(axis=axis)
+        return self._reduce(losses, reduction, self.picked.sum())
 
     def backward(self, gy):
         return -self._per_sample(gy, self.axis) * self.picked
