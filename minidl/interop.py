@@ -61,10 +61,10 @@ def torch_layers():
             return f"pieces={self.pieces}, axis={self.axis}"
 
     class GlobalAvgPool2d(torch.nn.Module):
-        """Mean over H and W: (N, C, H, W) -> (N, C) (minidl's GlobalAvgPool2d)."""
+        """Mean over H and W: (N, C, H, W) -> (N, C) or (C, H, W) -> (C,), as minidl's layer."""
 
         def forward(self, x):
-            return x.mean(dim=(2, 3))
+            return x.mean(dim=(-2, -1))
 
     return Maxout, GlobalAvgPool2d
 

@@ -181,15 +181,16 @@ def test_pooling_options_survive_interop():
     from minidl import interop
     model = nn.Sequential(nn.MaxPool2d(3, 1, 1, dilation=(2, 1), ceil_mode=True),
                           nn.AvgPool2d(2, 1, 1, ceil_mode=True, count_include_pad=False,
-                                       divisor_override=2))
+                                       divisor_override=2),
+                          nn.GlobalAvgPool2d())
     exported = interop.to_torch(model)
     assert exported[0].dilation == (2, 1) and exported[1].count_include_pad is False
     assert exported[1].divisor_override == 2
     back = interop.from_torch(exported)
     assert repr(back) == repr(model)
-    x = distinct((1, 2, 6, 5), 3)
-    numpy.testing.assert_allclose(back(minidl.tensor(x)).numpy(),
-                                  exported(torch.tensor(x)).numpy(), rtol=1e-7)
+    for x in (distinct((1, 2, 6, 5), 3), distinct((2, 6, 5), 3)):      # batched, unbatched
+        numpy.testing.assert_allclose(back(minidl.tensor(x)).numpy(),
+                                      exported(torch.tensor(x)).numpy(), rtol=1e-7)
 
 
 POOL_ERRORS = [
