@@ -497,3 +497,23 @@ def test_nll_loss_reads_only_the_labels_entry(device):
     assert numpy.isfinite(host(loss))
     agree(loss, t_loss)
     agree(x.grad, tx.grad)
+
+
+def test_options_keep_float32(device):
+    rng = numpy.random.default_rng(2)
+    x = leaf(rng.standard_normal((2, 3, 5, 5)).astype(numpy.float32), device)
+    y, indices = F.max_pool2d(x, 2, 1, 1, dilation=2, return_indices=True)
+    z = F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False, divisor_override=None)
+    (y.sum() + z.sum() + F.avg_pool2d(x, 2, divisor_override=3).sum()).backward()
+    assert y.dtype == z.dtype == x.grad.dtype == numpy.float32 and indices.dtype == numpy.int64
+    logits = leaf(rng.standard_normal((4, 3)).astype(numpy.float32), device)
+    probs = leaf(numpy.full((4, 3), 1 / 3, numpy.float32), device)
+    weight = leaf(numpy.array([1, 2, 3], numpy.float32), device, requires_grad=False)
+    labels = minidl.tensor(numpy.array([0, 1, 2, -100]), device=device)
+    losses = [F.cross_entropy(logits, labels, weight, label_smoothing=0.1),
+              F.cross_entropy(logits, probs, weight, reduction="sum", label_smoothing=0.1),
+              F.nll_loss(logits, labels, weight, reduction="none").sum(),
+              F.mse_loss(logits, probs, reduction="sum")]
+    sum(losses[1:], losses[0]).backward()
+    assert all(loss.dtype == numpy.float32 for loss in losses)
+    assert logits.grad.dtype == probs.grad.dtype == numpy.float32
