@@ -61,10 +61,10 @@ def torch_layers():
             return f"pieces={self.pieces}, axis={self.axis}"
 
     class GlobalAvgPool2d(torch.nn.Module):
-        """Mean over H and W: (N, C, H, W) -> (N, C) (minidl's GlobalAvgPool2d)."""
+        """Mean over H and W: (N, C, H, W) -> (N, C) or (C, H, W) -> (C,), as minidl's layer."""
 
         def forward(self, x):
-            return x.mean(dim=(2, 3))
+            return x.mean(dim=(-2, -1))
 
     return Maxout, GlobalAvgPool2d
 
@@ -74,8 +74,6 @@ def _layers(torch):
     t = torch.nn
     Maxout, GlobalAvgPool2d = torch_layers()
 
-    def pool(cls):
-        return lambda m: cls(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
 
     def batch_norm(cls):
         return (lambda m: cls(m.num_features, eps=m.eps, momentum=m.momentum),
@@ -96,10 +94,16 @@ def _layers(torch):
                                     groups=m.groups, bias=m.bias is not None, dtype=dtype)),
         (nn.BatchNorm1d, t.BatchNorm1d, *batch_norm(t.BatchNorm1d)),
         (nn.BatchNorm2d, t.BatchNorm2d, *batch_norm(t.BatchNorm2d)),
-        (nn.MaxPool2d, t.MaxPool2d, pool(t.MaxPool2d),
-         lambda m, dtype: nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode)),
-        (nn.AvgPool2d, t.AvgPool2d, pool(t.AvgPool2d),
-         lambda m, dtype: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode)),
+        (nn.MaxPool2d, t.MaxPool2d,
+         lambda m: t.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices,
+                               m.ceil_mode),
+         lambda m, dtype: nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation,
+                                       m.return_indices, m.ceil_mode)),
+        (nn.AvgPool2d, t.AvgPool2d,
+         lambda m: t.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                               m.count_include_pad, m.divisor_override),
+         lambda m, dtype: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode,
+                                       m.count_include_pad, m.divisor_override)),
         (nn.ReLU, t.ReLU, lambda m: t.ReLU(), lambda m, dtype: nn.ReLU()),
         (nn.Dropout, t.Dropout, lambda m: t.Dropout(m.p), lambda m, dtype: nn.Dropout(m.p)),
         (nn.Flatten, t.Flatten, lambda m: t.Flatten(m.start_dim),
@@ -117,8 +121,6 @@ _TORCH_DEFAULTS = {
     "Conv2d": {"padding_mode": "zeros"},
     "BatchNorm1d": {"affine": True, "track_running_stats": True},
     "BatchNorm2d": {"affine": True, "track_running_stats": True},
-    "MaxPool2d": {"dilation": 1, "return_indices": False},
-    "AvgPool2d": {"count_include_pad": True, "divisor_override": None},
     "Flatten": {"end_dim": -1},
 }
 

@@ -155,18 +155,19 @@ def test_cross_entropy_invalid_arguments(device):
          lambda: cross_entropy(logits, leaf(numpy.zeros(3), device))),
         (TypeError, r"labels must be an integer tensor or array, got list",
          lambda: cross_entropy(logits, [0, 1, 2])),
-        (ValueError, r"labels must have shape \(3,\) for logits of shape \(3, 4\), got shape "
+        (ValueError, r"labels must have shape \(3,\) for input of shape \(3, 4\), got shape "
                      r"\(3, 1\)",
          lambda: cross_entropy(logits, labels_on(device, [[0], [1], [2]]))),
         (ValueError, r"labels must be in \[0, 4\) for 4 classes, got 4 at index 1",
          lambda: cross_entropy(logits, labels_on(device, [0, 4, 1]))),
         (ValueError, r"labels must be in \[0, 4\) for 4 classes, got -1 at index 2",
          lambda: cross_entropy(logits, labels_on(device, [0, 3, -1]))),
-        (ValueError, r"logits must be 2-D, got shape \(3, 4, 1\)",
+        (ValueError, r"labels must have shape \(3, 1\) for input of shape \(3, 4, 1\), got "
+                     r"shape \(3,\)",
          lambda: cross_entropy(leaf(values((3, 4, 1), 0), device), labels_on(device, [0, 1, 2]))),
-        (TypeError, r"logits must be a floating-point tensor, got dtype int64",
+        (TypeError, r"input must be a floating-point tensor, got dtype int64",
          lambda: cross_entropy(labels_on(device, [[0, 1]]), labels_on(device, [0]))),
-        (TypeError, r"logits must be a minidl Tensor, got ndarray",
+        (TypeError, r"input must be a minidl Tensor, got ndarray",
          lambda: cross_entropy(values((3, 4), 0), labels_on(device, [0, 1, 2]))),
         (ValueError, r"the batch is empty",
          lambda: cross_entropy(leaf(numpy.zeros((0, 4)), device), labels_on(device, []))),
@@ -178,9 +179,9 @@ def test_cross_entropy_invalid_arguments(device):
 
 def test_cross_entropy_labels_on_another_device(fake_gpu):
     logits = leaf(values((2, 3), 0), "cuda")
-    with pytest.raises(ValueError, match=r"labels are on cpu but logits are on cuda:0"):
+    with pytest.raises(ValueError, match=r"labels are on cpu but input is on cuda:0"):
         cross_entropy(logits, numpy.array([0, 1]))
-    with pytest.raises(ValueError, match=r"labels are on cuda:1 but logits are on cuda:0"):
+    with pytest.raises(ValueError, match=r"labels are on cuda:1 but input is on cuda:0"):
         cross_entropy(logits, minidl.tensor(numpy.array([0, 1]), device="cuda:1"))
 
 

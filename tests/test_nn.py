@@ -376,7 +376,7 @@ def test_repr_is_a_tree_ending_with_the_parameter_count():
         "  (0): Conv2d(2, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))\n"
         "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1)\n"
         "  (2): Maxout(pieces=2, axis=1)\n"
-        "  (3): MaxPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=False)\n"
+        "  (3): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
         "  (4): Flatten(start_dim=1, end_dim=-1)\n"
         "  (5): Linear(in_features=8, out_features=3, bias=True)\n"
         ")\n"
@@ -523,8 +523,8 @@ def test_layers_reject_the_wrong_channel_count(rng):
 INPUT_CHECKS = [
     (nn.Linear(3, 2), None, True), (nn.Conv2d(3, 2, 1), (3, 4), True),
     (nn.BatchNorm1d(3), 2, True), (nn.BatchNorm2d(3), 4, True), (nn.Maxout(1), None, False),
-    (nn.ReLU(), None, False), (nn.MaxPool2d(2), 4, True), (nn.AvgPool2d(2), 4, True),
-    (nn.GlobalAvgPool2d(), 4, True), (nn.Dropout(), None, True), (nn.Flatten(), None, False),
+    (nn.ReLU(), None, False), (nn.MaxPool2d(2), (3, 4), True), (nn.AvgPool2d(2), (3, 4), True),
+    (nn.GlobalAvgPool2d(), (3, 4), True), (nn.Dropout(), None, True), (nn.Flatten(), None, False),
 ]
 
 
@@ -674,7 +674,7 @@ def test_every_bad_constructor_argument_is_refused(make, error, message):
 def test_functional_ops_refuse_what_the_pooling_layers_refuse(rng):
     """The layers apply the rule of F.max_pool2d at construction, in the same words."""
     x = image(rng, (1, 1, 6, 6))
-    for args in [(0,), (3, None, 2), (2, 1, 0, 1)]:
+    for args in [(0,), (3, None, 2), (2, 1, 0, 0)]:
         with pytest.raises((TypeError, ValueError)) as layer_error:
             nn.MaxPool2d(*args)
         with pytest.raises(type(layer_error.value)) as op_error:

@@ -71,7 +71,7 @@ def distinct(shape, seed):
 def test_forward_matches_loops(device, kind, pool, case, seed):
     shape, kernel, stride, padding, ceil_mode = case
     x = numpy.random.default_rng(seed).uniform(-3, 1, shape)
-    y = pool(leaf(x, device), kernel, stride, padding, ceil_mode)
+    y = pool(leaf(x, device), kernel, stride, padding, ceil_mode=ceil_mode)
     expected, _ = reference_pool(x, kernel, stride or kernel, padding, ceil_mode, kind)
     numpy.testing.assert_allclose(host(y), expected, rtol=1e-12, atol=1e-14)
 
@@ -84,7 +84,7 @@ def test_max_pool_gradient_goes_to_first_maximum(device, case, seed, integers):
     rng = numpy.random.default_rng(seed)
     x = rng.integers(-3, 0, shape).astype(float) if integers else rng.uniform(-1, 1, shape)
     xt = leaf(x, device)
-    y = max_pool2d(xt, kernel, stride, padding, ceil_mode)
+    y = max_pool2d(xt, kernel, stride, padding, ceil_mode=ceil_mode)
     y.backward(minidl.tensor(numpy.ones(y.shape), device=device))
     _, expected = reference_pool(x, kernel, stride or kernel, padding, ceil_mode, "max")
     numpy.testing.assert_array_equal(host(xt.grad), expected)
@@ -96,7 +96,7 @@ def test_gradcheck(device, case, seed):
     shape, kernel, stride, padding, ceil_mode = case
     x = leaf(distinct(shape, seed), device)
     for pool in (max_pool2d, avg_pool2d):
-        assert gradcheck(lambda x: pool(x, kernel, stride, padding, ceil_mode), [x])
+        assert gradcheck(lambda x: pool(x, kernel, stride, padding, ceil_mode=ceil_mode), [x])
 
 
 @given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 5),
@@ -200,11 +200,11 @@ def test_float32_stays_float32(device, pool):
 
 
 ERRORS = [
-    (lambda x: max_pool2d(x[0], 2), ValueError,
-     r"max_pool2d: x must be 4-D, got shape \(3, 6, 6\)"),
-    (lambda x: avg_pool2d(x.numpy(), 2), TypeError, r"avg_pool2d: x must be a minidl Tensor"),
+    (lambda x: max_pool2d(x[0, 0], 2), ValueError,
+     r"max_pool2d: input must be 3-D or 4-D, got shape \(6, 6\)"),
+    (lambda x: avg_pool2d(x.numpy(), 2), TypeError, r"avg_pool2d: input must be a minidl Tensor"),
     (lambda x: max_pool2d(x > 0, 2), TypeError,
-     r"x must be a floating-point tensor, got dtype bool"),
+     r"input must be a floating-point tensor, got dtype bool"),
     (lambda x: max_pool2d(x, 0), ValueError, r"kernel_size must be positive, got \(0, 0\)"),
     (lambda x: avg_pool2d(x, (2, -1)), ValueError, r"kernel_size must be positive, got \(2, -1\)"),
     (lambda x: max_pool2d(x, 2.0), TypeError, r"kernel_size must be an int or a pair of ints"),
@@ -219,7 +219,8 @@ ERRORS = [
     (lambda x: avg_pool2d(x, (9, 2), padding=(1, 0)), ValueError,
      r"avg_pool2d: kernel_size \(9, 2\) is larger than the padded input \(8, 6\)"),
     (lambda x: max_pool2d(x, 2, ceil_mode=1), TypeError, r"ceil_mode must be True or False, got 1"),
-    (lambda x: global_avg_pool2d(x[0]), ValueError, r"global_avg_pool2d: x must be 4-D"),
+    (lambda x: global_avg_pool2d(x[0, 0]), ValueError,
+     r"global_avg_pool2d: input must be 3-D or 4-D"),
 ]
 
 
@@ -239,7 +240,7 @@ def test_matches_torch_forward_and_gradients(case, seed):
     for ours, theirs in ((max_pool2d, torch.nn.functional.max_pool2d),
                          (avg_pool2d, torch.nn.functional.avg_pool2d)):
         xt, tx = leaf(x, "cpu"), torch.tensor(x, requires_grad=True)
-        y = ours(xt, kernel, stride, padding, ceil_mode)
+        y = ours(xt, kernel, stride, padding, ceil_mode=ceil_mode)
         ty = theirs(tx, kernel, stride, padding, ceil_mode=ceil_mode)
         g = numpy.random.default_rng(seed).standard_normal(y.shape)
         y.backward(g)

@@ -11,8 +11,8 @@ import numpy
 
 from ..autograd import Tensor
 
-__all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_float_dtype",
-           "is_integer", "is_real"]
+__all__ = ["check_tensor", "check_like", "check_number", "check_flag", "check_choice",
+           "check_float_dtype", "is_integer", "is_real"]
 
 
 def check_tensor(op, name, x, ndim=None, floating=True, boolean=False, half=False):
@@ -91,6 +91,21 @@ def check_flag(op, name, value):
     """``value`` if it is True or False, else a TypeError (a truthy 0/1 or string is refused)."""
     if not isinstance(value, bool):
         raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def check_choice(op, name, value, choices):
+    """``value`` if it is one of the strings ``choices``, else an error that lists them.
+
+    A value that is not a string raises TypeError, a string not among them ValueError:
+    ``"cross_entropy: reduction must be one of 'none', 'mean', 'sum', got 'avg'"``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{op}: {name} must be a string, one of "
+                        f"{', '.join(map(repr, choices))}, got {value!r}")
+    if value not in choices:
+        raise ValueError(f"{op}: {name} must be one of {', '.join(map(repr, choices))}, "
+                         f"got {value!r}")
     return value
 
 

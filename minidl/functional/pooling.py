@@ -1,10 +1,11 @@
-"""Max, average and global average pooling over NCHW tensors.
+"""Max, average and global average pooling over NCHW (or unbatched CHW) tensors.
 
-A pooling window of size (KH, KW) moves with stride (sh, sw) over the input
-padded by (ph, pw).  The output height is
+A pooling window of KH x KW taps, spaced by the dilation (dh, dw), moves with
+stride (sh, sw) over the input padded by (ph, pw).  It spans
+EKH = dh (KH - 1) + 1 rows, and the output height is
 
-    OH = floor((H + 2 ph - KH) / sh) + 1                    (ceil_mode=False)
-    OH = ceil((H + 2 ph - KH) / sh) + 1, minus 1 if (OH - 1) * sh >= H + ph
+    OH = floor((H + 2 ph - EKH) / sh) + 1                   (ceil_mode=False)
+    OH = ceil((H + 2 ph - EKH) / sh) + 1, minus 1 if (OH - 1) * sh >= H + ph
                                                              (ceil_mode=True)
 
 and likewise OW.  ``ceil_mode`` (Caffe's rounding, PyTorch's rule for the
@@ -14,54 +15,63 @@ pooling takes 32 to 16 pixels (15 without ceil_mode).
 
 Padding is never stored: each of the KH*KW kernel offsets reads only the
 input pixels it covers (see :func:`minidl.functional._window.kernel_offsets`),
-each step a whole-array operation on the (N, C, OH, OW) grid; there is no
+each step a whole-array operation on the (..., OH, OW) grid; there is no
 loop over samples or pixels.  Leaving a padded position out is exactly
 padding with -inf for max pooling, and with 0 for the sums of average pooling.
+The ops work on the last two axes, so a (C, H, W) input needs no batch axis.
 """
 from .. import backend
-from ..autograd import Function
-from ._checks import check_flag, check_tensor
-from ._window import kernel_offsets, pool_arguments
+from ..autograd import Function, Tensor
+from ._checks import check_flag, check_number, check_tensor
+from ._window import check_pair, kernel_offsets, pool_arguments
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
 
 
-def _pooled_size(size, kernel, stride, padding, ceil_mode):
-    span = size + 2 * padding - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+def _pooled_size(size, span, stride, padding, ceil_mode):
+    """Output length along one axis for a window that spans ``span`` input positions."""
+    room = size + 2 * padding - span
+    out = (-(-room // stride) if ceil_mode else room // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1          # the last window would start inside the right padding
     return out
 
 
-def _geometry(op, x, kernel_size, stride, padding, ceil_mode):
-    """Validate the arguments; return kernel, stride, padding and output size."""
-    check_tensor(op, "x", x, 4)
+def _geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate the arguments; return kernel, stride, padding, dilation and output size."""
+    check_tensor(op, "input", x, (3, 4))
     kernel, stride, padding = pool_arguments(op, kernel_size, stride, padding)
+    dilation = check_pair(op, "dilation", dilation, 1)
     check_flag(op, "ceil_mode", ceil_mode)
-    size = x.shape[2:]
+    size = x.shape[-2:]
     padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
-    if kernel[0] > padded[0] or kernel[1] > padded[1]:
-        raise ValueError(f"{op}: kernel_size {kernel} is larger than the padded input {padded} "
-                         f"(input {tuple(size)} plus padding {padding} on each side)")
-    out = tuple(_pooled_size(size[d], kernel[d], stride[d], padding[d], ceil_mode)
-                for d in (0, 1))
-    return kernel, stride, padding, out
+    span = tuple(dilation[d] * (kernel[d] - 1) + 1 for d in (0, 1))
+    if span[0] > padded[0] or span[1] > padded[1]:
+        spread = "" if dilation == (1, 1) else f" (spanning {span} with dilation {dilation})"
+        raise ValueError(f"{op}: kernel_size {kernel}{spread} is larger than the padded input "
+                         f"{padded} (input {tuple(size)} plus padding {padding} on each side)")
+    out = tuple(_pooled_size(size[d], span[d], stride[d], padding[d], ceil_mode) for d in (0, 1))
+    return kernel, stride, padding, dilation, out
 
 
 class _Pool2d(Function):
     """What max and average pooling share: the geometry and the scatter of gradients."""
 
-    def _keep_geometry(self, x, kernel, stride, padding, out):
-        self.x_shape, self.kernel, self.stride, self.padding, self.out = (
-            x.shape, kernel, stride, padding, out)
+    def _keep_geometry(self, x, kernel, stride, padding, dilation, out):
+        self.x_shape, self.kernel, self.stride, self.padding, self.dilation, self.out = (
+            x.shape, kernel, stride, padding, dilation, out)
         return backend.get_array_module(x)
 
     def _offsets(self):
-        return kernel_offsets(self.x_shape[2:], self.kernel, self.stride, self.padding, self.out)
+        return kernel_offsets(self.x_shape[-2:], self.kernel, self.stride, self.padding,
+                              self.out, self.dilation)
+
+    def _starts(self, xp, d):
+        """Where each window starts along axis d (0: rows, 1: columns); negative in the padding."""
+        return xp.arange(self.out[d]) * self.stride[d] - self.padding[d]
 
     def _scatter(self, gy, contribution):
-        """dx from ``contribution(u, v)``, the (N, C, OH, OW) gradient reaching offset (u, v).
+        """dx from ``contribution(u, v)``, the (..., OH, OW) gradient reaching offset (u, v).
 
         Windows overlap when the stride is smaller than the kernel; the
         slice-adds then accumulate every window's share in the same pixel.
@@ -73,24 +83,28 @@ class _Pool2d(Function):
 
 
 class MaxPool2d(_Pool2d):
-    """y[n, c, i, j] = max of x over window (i, j), padding counting as -inf.
+    """y[..., i, j] = max of x over window (i, j), padding counting as -inf.
 
-    dx: each window sends dy[n, c, i, j] to the position of its *first*
+    dx: each window sends dy[..., i, j] to the position of its *first*
     maximum (row-major order inside the window), so ties never duplicate a
     gradient and dx sums to dy; overlapping windows add up in a shared pixel.
+
+    ``indices``, when a list, receives PyTorch's ``return_indices`` array:
+    the winner's flat position ``row * W + col`` in its (H, W) input plane,
+    as int64 (``forward`` returns one array, the pooled values).
     """
 
-    def forward(self, x, kernel, stride, padding, out):
-        xp = self._keep_geometry(x, kernel, stride, padding, out)
-        shape = x.shape[:2] + out
+    def forward(self, x, kernel, stride, padding, dilation, out, indices=None):
+        xp = self._keep_geometry(x, kernel, stride, padding, dilation, out)
+        shape = x.shape[:-2] + out
         best = xp.full(shape, float("-inf"), dtype=x.dtype)
         kw = self.kernel[1]
         index = xp.uint8 if self.kernel[0] * kw <= 256 else xp.int32
-        # Start each window's winner at its first real pixel (kernel row
-        # max(ph - i*sh, 0), likewise the column), so that a window of -inf
-        # values still routes its gradient to a pixel of the input.
-        first = [xp.maximum(self.padding[d] - xp.arange(self.out[d]) * self.stride[d], 0)
-                 for d in (0, 1)]
+        # Start each window's winner at its first real tap (kernel row
+        # ceil(-start / dh) for a window starting in the padding, likewise the
+        # column), so that a window of -inf values still routes its gradient
+        # to a pixel of the input, the one PyTorch names in its indices.
+        first = [xp.maximum(-(self._starts(xp, d) // self.dilation[d]), 0) for d in (0, 1)]
         winner = xp.empty(shape, dtype=index)
         winner[...] = first[0][:, None] * kw + first[1][None, :]
         for u, v, source, target in self._offsets():
@@ -102,7 +116,17 @@ class MaxPool2d(_Pool2d):
             # improvement is the largest one: max() updates the winner cheaply.
             xp.maximum(winner[target], better * index(u * kw + v), out=winner[target])
         self.winner = winner
+        if indices is not None:
+            indices.append(self._flat_indices(xp, winner))
         return best
+
+    def _flat_indices(self, xp, winner):
+        """Winner offsets (u, v) as input positions: (start + u * dh) * W + start + v * dw."""
+        kw, (dh, dw) = self.kernel[1], self.dilation
+        u, v = xp.divmod(winner.astype(xp.int64), kw)
+        rows = self._starts(xp, 0)[:, None] + u * dh
+        cols = self._starts(xp, 1)[None, :] + v * dw
+        return rows * self.x_shape[-1] + cols
 
     def backward(self, gy):
         kw = self.kernel[1]
@@ -110,28 +134,40 @@ class MaxPool2d(_Pool2d):
 
 
 class AvgPool2d(_Pool2d):
-    """y[n, c, i, j] = (sum of x over window (i, j)) / d[i, j];  dx = dy / d summed back.
+    """y[..., i, j] = (sum of x over window (i, j)) / d[i, j];  dx = dy / d summed back.
 
-    Zero padding counts in the divisor (PyTorch's ``count_include_pad=True``),
-    but the part of a ceil_mode window beyond the padded input does not:
-    d[i, j] = (min(i*sh - ph + KH, H + ph) - (i*sh - ph)) * (same for columns),
-    which is KH*KW for every window that lies inside the padded input.
+    With hstart = i*sh - ph and hend = min(hstart + KH, H + ph) (the window
+    clipped to the padded input), and likewise wstart, wend, the divisor is
+    PyTorch's:
+
+    * ``count_include_pad=True``: d = (hend - hstart) * (wend - wstart), the
+      window's part inside the padded input: zero padding counts, the part of
+      a ceil_mode window beyond the padded input does not;
+    * ``count_include_pad=False``: d = (min(hend, H) - max(hstart, 0)) * (same
+      for columns), the real pixels only;
+    * ``divisor_override``: d is that number for every window.
     """
 
-    def forward(self, x, kernel, stride, padding, out):
-        xp = self._keep_geometry(x, kernel, stride, padding, out)
-        total = xp.zeros(x.shape[:2] + out, dtype=x.dtype)
+    def forward(self, x, kernel, stride, padding, out, count_include_pad, divisor_override):
+        xp = self._keep_geometry(x, kernel, stride, padding, (1, 1), out)
+        total = xp.zeros(x.shape[:-2] + out, dtype=x.dtype)
         for u, v, source, target in self._offsets():
             total[target] += x[source]
-        self.divisor = self._divisor(xp, x.dtype)
+        if divisor_override is None:
+            self.divisor = self._divisor(xp, x.dtype, count_include_pad)
+        else:
+            self.divisor = xp.asarray(divisor_override, dtype=x.dtype)
         return total / self.divisor
 
-    def _divisor(self, xp, dtype):
+    def _divisor(self, xp, dtype, count_include_pad):
         counts = []
         for d in (0, 1):
-            size, k, s, p = self.x_shape[2 + d], self.kernel[d], self.stride[d], self.padding[d]
-            start = xp.arange(self.out[d]) * s - p
-            counts.append(xp.minimum(start + k, size + p) - start)
+            size, k, p = self.x_shape[-2 + d], self.kernel[d], self.padding[d]
+            start = self._starts(xp, d)
+            end = xp.minimum(start + k, size + p)
+            if not count_include_pad:
+                start, end = xp.maximum(start, 0), xp.minimum(end, size)
+            counts.append(end - start)
         return (counts[0][:, None] * counts[1][None, :]).astype(dtype)
 
     def backward(self, gy):
@@ -140,45 +176,65 @@ class AvgPool2d(_Pool2d):
 
 
 class GlobalAvgPool2d(Function):
-    """y[n, c] = mean of x[n, c] over H, W;  dx[n, c, h, w] = dy[n, c] / (H * W)."""
+    """y[..., c] = mean of x[..., c, :, :] over H, W;  dx[..., c, h, w] = dy[..., c] / (H * W)."""
 
     def forward(self, x):
         self.x_shape = x.shape
-        return x.mean(axis=(2, 3))
+        return x.mean(axis=(-2, -1))
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        h, w = self.x_shape[2:]
-        return xp.broadcast_to((gy / (h * w))[:, :, None, None], self.x_shape)
+        h, w = self.x_shape[-2:]
+        return xp.broadcast_to((gy / (h * w))[..., None, None], self.x_shape)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Max over (KH, KW) windows of NCHW ``x``; padding is -inf (never wins).
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over (KH, KW) windows of ``input`` (N, C, H, W) or (C, H, W); padding is -inf.
 
-    ``kernel_size``, ``stride`` (default: ``kernel_size``) and ``padding`` are an
-    int or an (h, w) pair; padding may be at most ``kernel_size // 2``.  See the
-    module docstring for the output size with ``ceil_mode``.  The gradient goes
-    to the first maximum (row-major) of each window.
+    ``kernel_size``, ``stride`` (default: ``kernel_size``), ``padding`` and
+    ``dilation`` (the spacing of the window's taps) are an int or an (h, w)
+    pair; padding may be at most ``kernel_size // 2``.  See the module
+    docstring for the output size with ``ceil_mode``.  The gradient goes to
+    the first maximum (row-major) of each window.  With ``return_indices``
+    the result is ``(output, indices)``, ``indices`` an int64 Tensor of the
+    output's shape holding each maximum's flat position ``h * W + w`` in its
+    input plane, as PyTorch's (for ``max_unpool2d``); it has no gradient.
     """
-    geometry = _geometry("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    return MaxPool2d.apply(x, *geometry)
+    geometry = _geometry("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    if not check_flag("max_pool2d", "return_indices", return_indices):
+        return MaxPool2d.apply(input, *geometry)
+    indices = []
+    output = MaxPool2d.apply(input, *geometry, indices=indices)
+    return output, Tensor(indices[0])
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
-    """Mean over (KH, KW) windows of NCHW ``x``, with zero padding.
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over (KH, KW) windows of ``input`` (N, C, H, W) or (C, H, W), with zero padding.
 
-    Arguments as for :func:`max_pool2d`.  The divisor is the window size
-    KH*KW, zero padding included (PyTorch's default ``count_include_pad=True``);
-    a ceil_mode window that runs past the padded input is divided by the size
-    of its part inside the padded input, as PyTorch does:
-    ``(min(hstart + KH, H + ph) - hstart) * (min(wstart + KW, W + pw) - wstart)``
-    with ``hstart = i*sh - ph``, ``wstart = j*sw - pw``.
+    ``kernel_size``, ``stride``, ``padding`` and ``ceil_mode`` as for
+    :func:`max_pool2d` (there is no dilation, as in PyTorch).  The divisor of
+    each window is PyTorch's (see :class:`AvgPool2d`): by default the window's
+    part inside the padded input, padding included; with
+    ``count_include_pad=False`` only the real pixels it covers; with
+    ``divisor_override`` (a positive int) that number.
     """
-    geometry = _geometry("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
-    return AvgPool2d.apply(x, *geometry)
+    op = "avg_pool2d"
+    kernel, stride, padding, _, out = _geometry(op, input, kernel_size, stride, padding, 1,
+                                                ceil_mode)
+    check_flag(op, "count_include_pad", count_include_pad)
+    if divisor_override is not None:
+        divisor_override = check_number(op, "divisor_override", divisor_override, integer=True,
+                                        low=1)
+    return AvgPool2d.apply(input, kernel, stride, padding, out, count_include_pad,
+                           divisor_override)
 
 
-def global_avg_pool2d(x):
-    """Mean of NCHW ``x`` over H and W: (N, C, H, W) -> (N, C), as in NIN's classifier."""
-    check_tensor("global_avg_pool2d", "x", x, 4)
-    return GlobalAvgPool2d.apply(x)
+def global_avg_pool2d(input):
+    """Mean of ``input`` over H and W: (N, C, H, W) -> (N, C), or (C, H, W) -> (C,).
+
+    NIN's classifier; PyTorch spells it ``adaptive_avg_pool2d(x, 1).flatten(1)``.
+    """
+    check_tensor("global_avg_pool2d", "input", input, (3, 4))
+    return GlobalAvgPool2d.apply(input)

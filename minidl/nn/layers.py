@@ -268,15 +268,14 @@ class ReLU(_Layer):
 
 
 class _Pool2d(_Layer):
-    """Pooling of NCHW input; the arguments are kept as given, as in PyTorch.
+    """Pooling of NCHW (or unbatched CHW) input; the arguments are kept as given, as in PyTorch.
 
     Checks (the rule of the functional ops): ``kernel_size`` and ``stride``
     (None: the kernel) are positive ints or (h, w) pairs, ``padding`` is
     between 0 and half the kernel, ``ceil_mode`` is a bool.
     """
 
-    input_ndim = 4
-    _pool = None     # the functional op, a staticmethod set by subclasses
+    input_ndim = (3, 4)
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
@@ -285,32 +284,70 @@ class _Pool2d(_Layer):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode = check_flag(name, "ceil_mode", ceil_mode)
 
-    def forward(self, x):
-        return self._pool(self._check_input(x), self.kernel_size, stride=self.stride,
-                          padding=self.padding, ceil_mode=self.ceil_mode)
-
     def extra_repr(self):
         stride = self.kernel_size if self.stride is None else self.stride
-        return (f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}, "
-                f"ceil_mode={self.ceil_mode}")
+        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each window of NCHW input (padding counts as -inf); stride defaults to kernel."""
+    """Max over each window of NCHW input (padding counts as -inf); stride defaults to kernel.
 
-    _pool = staticmethod(max_pool2d)
+    ``dilation`` spaces the window's taps (a positive int or pair);
+    ``return_indices`` makes the layer return ``(output, indices)`` as
+    ``F.max_pool2d`` does.  PyTorch's argument order: ``return_indices``
+    comes before ``ceil_mode`` here, after it in ``F.max_pool2d``.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        name = type(self).__name__
+        check_pair(name, "dilation", dilation, 1)
+        self.dilation = dilation
+        self.return_indices = check_flag(name, "return_indices", return_indices)
+
+    def forward(self, x):
+        return max_pool2d(self._check_input(x), self.kernel_size, self.stride, self.padding,
+                          self.dilation, self.ceil_mode, self.return_indices)
+
+    def extra_repr(self):
+        text = f"{super().extra_repr()}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        return text + (", return_indices=True" if self.return_indices else "")
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over each window of NCHW input.  ``stride`` defaults to the kernel."""
+    """Mean over each window of NCHW input.  ``stride`` defaults to the kernel.
 
-    _pool = staticmethod(avg_pool2d)
+    ``count_include_pad`` (a bool) and ``divisor_override`` (None or a
+    positive int) choose the divisor as in ``F.avg_pool2d``.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        name = type(self).__name__
+        self.count_include_pad = check_flag(name, "count_include_pad", count_include_pad)
+        if divisor_override is not None:
+            check_number(name, "divisor_override", divisor_override, integer=True, low=1)
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return avg_pool2d(self._check_input(x), self.kernel_size, self.stride, self.padding,
+                          self.ceil_mode, self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        text = f"{super().extra_repr()}, ceil_mode={self.ceil_mode}"
+        if not self.count_include_pad:
+            text += ", count_include_pad=False"
+        if self.divisor_override is not None:
+            text += f", divisor_override={self.divisor_override}"
+        return text
 
 
 class GlobalAvgPool2d(_Layer):
-    """Mean over H and W: (N, C, H, W) -> (N, C)."""
+    """Mean over H and W: (N, C, H, W) -> (N, C), or unbatched (C, H, W) -> (C,)."""
 
-    input_ndim = 4
+    input_ndim = (3, 4)
 
     def forward(self, x):
         return global_avg_pool2d(self._check_input(x))
