@@ -402,19 +402,11 @@ def test_resume_with_more_epochs_extends_a_finished_run(run, tmp_path, capsys):
 
 
 def test_lr_sweep_chooses_on_validation_data_then_trains_and_records_it(tmp_path, capsys,
-                                                                       monkeypatch):
-    splits = []
-    load = recipes.load_dataset
-
-    def spy(name, root=None, split="train", download=False):
-        splits.append(split)
-        return load(name, root=root, split=split, download=download)
-
-    monkeypatch.setattr(recipes, "load_dataset", spy)
+                                                                       loaded_splits):
     assert train(tmp_path, "--lr-sweep", "0.3,0.01", "--sweep-epochs", "1",
                  "--init", "orthogonal") == 0
     # two trials that read only the training split, then the run, which tests once
-    assert splits == ["train", "train", "train", "test"]
+    assert loaded_splits == ["train", "train", "train", "test"]
     out = capsys.readouterr().out
     config = json.loads((tmp_path / "log.json").read_text())["config"]
     sweep = config["lr_sweep"]
