@@ -78,8 +78,9 @@ def _train_arguments(parser):
     run.add_argument("--optimizer", choices=recipes.OPTIMIZERS,
                      help="optimizer " + _per_dataset("optimizer"))
     run.add_argument("--lr", type=_positive_float,
-                     help=f"peak learning rate {_per_dataset('lr')[:-1]}; digits: the "
-                          f"model's recipes.CHOSEN_LR; adam: {recipes.ADAM_LR})")
+                     help=f"peak learning rate {_per_dataset('lr')[:-1]}, but on digits a "
+                          f"model's recipes.CHOSEN_LR where it has one; adam: "
+                          f"{recipes.ADAM_LR})")
     run.add_argument("--momentum", type=_nonnegative_float,
                      help="SGD momentum " + _per_dataset("momentum"))
     run.add_argument("--weight-decay", type=_nonnegative_float,

@@ -293,9 +293,10 @@ def test_every_parameter_gets_a_gradient(name):
         assert p.grad is not None and numpy.any(host(p.grad) != 0), param_name
 
 
-def test_gradcheck_of_a_tiny_min_with_respect_to_the_input():
-    # min-small with 2 pieces and no dropout, in float64, batch statistics in train mode
-    model = create("min-small", "digits", pieces=2, dropout=0).to(dtype="float64")
+@pytest.mark.parametrize("name", ["min-small", "mim-small"])
+def test_gradcheck_of_a_tiny_maxout_model_with_respect_to_the_input(name):
+    # 2 pieces and no dropout, in float64, batch statistics in train mode
+    model = create(name, "digits", pieces=2, dropout=0).to(dtype="float64")
     x = images((2, 1, 8, 8), dtype="float64", requires_grad=True)
     assert gradcheck(model, [x])
 

@@ -96,7 +96,8 @@ class NIN(_MLPConvNet):
                 GlobalAvgPool2d                       (N, 10) logits
 
     The first pool is max pooling and the second average pooling, as in the
-    authors' released Caffe model for CIFAR-10.  ``batch_norm=True`` gives
+    authors' released Caffe model for CIFAR-10, whose Gaussian
+    initialization ``create`` draws for it.  ``batch_norm=True`` gives
     the "NIN + BN" baseline of Liao & Carneiro (arXiv:1508.00330); the
     convolutions then have no bias.  ``dropout=0`` leaves the dropout layers out.
     """
@@ -148,7 +149,8 @@ class MIM(_MLPConvNet):
     smallest maxout, whose two linear regions are what the paper's region
     statistics count (as ReLU's two), and which keeps MIM the same size class
     as NIN; the pools are max pooling, as the NIN paper describes its
-    mlpconv blocks; dropout 0.5 after blocks 1 and 2, as in NIN.
+    mlpconv blocks; dropout 0.5 after blocks 1 and 2, as in NIN; He et al.'s
+    initialization with gain 1, which ``create`` draws for it.
     ``batch_norm=False`` drops every BN: the "maxout NIN" control (the
     convolutions then keep their bias).  ``dropout=0`` leaves dropout out.
     """
@@ -198,6 +200,8 @@ class MIN(_MLPConvNet):
                 Conv2d 192->50 1x1        [BN] Maxout 5   (N, 10, 8, 8)
                 GlobalAvgPool2d                           (N, 10) logits
 
+    ``create`` initializes it orthogonally, as their code does; their
+    per-layer learning-rate multipliers are not reproduced.
     ``batch_norm=False`` drops every BN (the convolutions then keep their
     bias).  ``dropout=0`` leaves dropout out.
     """
