@@ -97,7 +97,8 @@ class NIN(_MLPConvNet):
 
     The first pool is max pooling and the second average pooling, as in the
     authors' released Caffe model for CIFAR-10, whose Gaussian
-    initialization ``create`` draws for it.  ``batch_norm=True`` gives
+    initialization ``create`` draws for the full-size NIN models (``nin-small``
+    takes He et al.'s: see ``docs/models.md``).  ``batch_norm=True`` gives
     the "NIN + BN" baseline of Liao & Carneiro (arXiv:1508.00330); the
     convolutions then have no bias.  ``dropout=0`` leaves the dropout layers out.
     """
