@@ -413,3 +413,26 @@ def test_initialize_rejects_an_unknown_scheme_naming_the_valid_ones():
     with pytest.raises(ValueError, match=r"initialize: scheme must be one of default, gaussian, "
                                          r"orthogonal, kaiming, got 'he'"):
         initialize(create("nin-small", "digits"), "he")
+
+
+@pytest.mark.parametrize("name", ["nin-small", "mim-small", "min-small"])
+@pytest.mark.parametrize("scheme, torch_init", [
+    ("kaiming", lambda torch, w, nonlinearity: torch.nn.init.kaiming_normal_(
+        w, nonlinearity=nonlinearity)),
+    ("gaussian", lambda torch, w, _: torch.nn.init.normal_(w, 0.0, GAUSSIAN_STD)),
+    ("orthogonal", lambda torch, w, _: torch.nn.init.orthogonal_(w)),
+])
+def test_each_scheme_draws_what_torch_nn_init_draws_for_the_same_layer(name, scheme, torch_init):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    minidl.manual_seed(0)
+    model = create(name, "cifar10", init=scheme)
+    for conv in convs(model):
+        reference = torch_init(torch, torch.empty(conv.weight.shape, dtype=torch.float64),
+                               model.nonlinearity).numpy()
+        ours = host(conv.weight).astype(numpy.float64)
+        assert abs(ours.std() - reference.std()) < 0.1 * reference.std(), conv
+        flat, torch_flat = ours.reshape(len(ours), -1), reference.reshape(len(reference), -1)
+        assert numpy.allclose(sorted(numpy.linalg.svd(flat, compute_uv=False))[-1],
+                              sorted(numpy.linalg.svd(torch_flat, compute_uv=False))[-1],
+                              rtol=0.25), conv
