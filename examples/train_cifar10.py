@@ -3,7 +3,8 @@
     python examples/train_cifar10.py --download --device cuda      # the full run, on a GPU
     python examples/train_cifar10.py --model min-small --limit 2000 --epochs 2   # a CPU trial
 
-The recipe of the NIN and MIN papers: every image is contrast-normalized
+The preprocessing of the NIN paper (Lin et al.; Chang & Chen's MIN paper
+standardizes each image instead): every image is contrast-normalized
 (mean 0, fixed L2 norm), then the data set is ZCA-whitened with statistics of
 the training images; during training each batch is randomly cropped from the
 image padded by 4 pixels and mirrored half of the time.  train_mnist.py

@@ -78,8 +78,9 @@ def _train_arguments(parser):
     run.add_argument("--optimizer", choices=recipes.OPTIMIZERS,
                      help="optimizer " + _per_dataset("optimizer"))
     run.add_argument("--lr", type=_positive_float,
-                     help=f"peak learning rate {_per_dataset('lr')[:-1]}; "
-                          f"adam: {recipes.ADAM_LR})")
+                     help=f"peak learning rate {_per_dataset('lr')[:-1]}, but on digits a "
+                          f"model's recipes.CHOSEN_LR where it has one; adam: "
+                          f"{recipes.ADAM_LR})")
     run.add_argument("--momentum", type=_nonnegative_float,
                      help="SGD momentum " + _per_dataset("momentum"))
     run.add_argument("--weight-decay", type=_nonnegative_float,
@@ -97,6 +98,17 @@ def _train_arguments(parser):
                           "own, 0.5, elsewhere)")
     run.add_argument("--pieces", type=_positive_int,
                      help="maxout pieces (maxout models; default: the model's)")
+    run.add_argument("--init", choices=models.initialization.SCHEMES,
+                     help="weight initialization (default: the model's source's; see "
+                          "docs/models.md)")
+    run.add_argument("--lr-sweep", type=_rates, metavar="LR,LR,...",
+                     help="first train each of these learning rates for --sweep-epochs on a "
+                          "validation split held out of the training images (--val-split, "
+                          f"else {recipes.SWEEP_VAL_SPLIT}; never the test images), then the "
+                          "run with the best; the results go into the run's config")
+    run.add_argument("--sweep-epochs", type=_positive_int, metavar="EPOCHS",
+                     help=f"epochs per learning rate of --lr-sweep (default: "
+                          f"{recipes.SWEEP_EPOCHS})")
     run.add_argument("--limit", type=_positive_int, metavar="N",
                      help="use only the first N training and N test images (quick trials; "
                           "default: all)")
@@ -166,6 +178,14 @@ def _launch(nproc, argv):
 
 def _train(args, parallel):
     device = _device(args.device)
+    if args.lr_sweep is None and args.sweep_epochs is not None:
+        raise CommandError("--sweep-epochs needs --lr-sweep")
+    if args.lr_sweep is not None and (args.lr is not None or args.resume is not None
+                                      or parallel):
+        given = "--lr" if args.lr is not None else "--resume" if args.resume is not None \
+            else "a data-parallel run"
+        raise CommandError(f"--lr-sweep chooses the learning rate of a new run on one process; "
+                           f"it cannot go with {given}")
     if args.resume is not None:
         path, state, config = recipes.read_run(_resume_path(args))
         _check_resume_flags(args, config)
@@ -178,6 +198,14 @@ def _train(args, parallel):
         state = None
         config = _run_config(args)
         out = _new_out_dir(args)
+        if args.lr_sweep is not None:
+            config = recipes.sweep_lr(config, args.lr_sweep,
+                                      args.sweep_epochs or recipes.SWEEP_EPOCHS, device=device,
+                                      root=args.data_dir, download=args.download)
+            print("lr sweep (validation accuracy after the last epoch): " + ", ".join(
+                f"{r['lr']:g}: " + ("diverged" if r["val_accuracy"] is None
+                                    else f"{100 * r['val_accuracy']:.1f}%")
+                for r in config["lr_sweep"]["results"]) + f"; chosen lr {config['lr']:g}")
     size = distributed.world_size() if parallel else 1
     if config["batch_size"] % size:
         raise CommandError(f"--batch-size {config['batch_size']} (the global batch) does not "
@@ -478,7 +506,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser():
     parser = _Parser(prog="minidl",
-                     description="Train, evaluate and run NIN / MIN models with minidl.")
+                     description="Train, evaluate and run NIN / MIM / MIN models with minidl.")
     parser.add_argument("--version", action="version", version=f"minidl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
@@ -607,3 +635,8 @@ _positive_float = _number(low_open=True)
 _nonnegative_float = _number()
 _probability = _number(high=1, high_open=True)
 _fraction = _number(low_open=True, high=1, high_open=True)
+
+
+def _rates(text):
+    """An argparse type: comma-separated positive learning rates, e.g. ``0.3,0.1,0.03``."""
+    return [_positive_float(part) for part in text.split(",")]

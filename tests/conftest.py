@@ -88,5 +88,19 @@ def no_tqdm(monkeypatch):
 
 
 @pytest.fixture
+def loaded_splits(monkeypatch):
+    """The splits ``minidl.recipes`` reads, in order: a spy on its data loading."""
+    from minidl import recipes
+    splits, load = [], recipes.load_dataset
+
+    def spy(name, root=None, split="train", download=False):
+        splits.append(split)
+        return load(name, root=root, split=split, download=download)
+
+    monkeypatch.setattr(recipes, "load_dataset", spy)
+    return splits
+
+
+@pytest.fixture
 def rng():
     return numpy.random.default_rng(1234)

@@ -55,7 +55,8 @@ def test_train_writes_logs_and_checkpoint_and_prints_the_final_accuracy(run):
     assert len(rows) == 3 and rows[2].startswith("2,4,")
     log = json.loads((out / "log.json").read_text())
     assert log["config"]["model"] == "nin-small" and log["config"]["epochs"] == 2
-    assert log["config"]["overrides"] == {"dropout": 0.0}
+    assert log["config"]["overrides"] == {"dropout": 0.0, "init": "kaiming"}
+    assert log["config"]["lr"] == recipes.CHOSEN_LR["nin-small"] and "lr_sweep" not in log["config"]
     final = 100 * log["history"][-1]["test_accuracy"]
     assert lines[-1] == f"test accuracy: {final:.1f}%"
     state = load_checkpoint(out / "checkpoint.npz")
@@ -143,14 +144,20 @@ def test_errors_are_one_line_with_status_2(tmp_path, capsys):
                                                    "--out", str(tmp_path / "p")])
     assert "val_split 0.001 of 64 training images leaves no validation images" in error_of(
         capsys, ["train", *TINY, "--val-split", "0.001", "--out", str(tmp_path / "v")])
+    assert "--lr-sweep chooses the learning rate of a new run on one process; it cannot go " \
+        "with --lr" in error_of(capsys, ["train", *TINY, "--lr", "0.1", "--lr-sweep", "0.1,0.01"])
+    assert "--sweep-epochs needs --lr-sweep" in error_of(capsys, ["train", *TINY,
+                                                                  "--sweep-epochs", "1"])
 
 
 def test_resume_refuses_changed_settings_and_existing_runs(run, capsys):
     out = run[0]
-    assert f"--lr 0.5 differs from the resumed run's {DEFAULTS['digits']['lr']}" in error_of(
+    assert f"--lr 0.5 differs from the resumed run's {recipes.CHOSEN_LR['nin-small']}" in error_of(
         capsys, ["train", "--resume", str(out), "--lr", "0.5"])
     assert "already holds a run; continue it with --resume" in error_of(
         capsys, ["train", *TINY, "--out", str(out)])
+    assert "--init orthogonal differs from the resumed run's 'kaiming'" in error_of(
+        capsys, ["train", "--resume", str(out), "--init", "orthogonal"])
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
@@ -267,6 +274,10 @@ def test_parser_errors_say_what_was_expected_on_one_line(capsys):
             "(see minidl train --help)") in parser_error(capsys, ["train", "--epochs", "2.5"])
     assert "argument --lr: expected a number, got 'fast'" in parser_error(
         capsys, ["train", "--lr", "fast"])
+    assert "argument --lr-sweep: expected a number, got 'fast'" in parser_error(
+        capsys, ["train", "--lr-sweep", "0.1,fast"])
+    assert "argument --init: invalid choice: 'he'" in parser_error(capsys,
+                                                                  ["train", "--init", "he"])
     assert "argument --val-split: must be in (0, 1), got 1.0" in parser_error(
         capsys, ["train", "--val-split", "1"])
     assert "argument --dropout: must be in [0, 1), got 1.5" in parser_error(
@@ -385,6 +396,24 @@ def test_resume_with_more_epochs_extends_a_finished_run(run, tmp_path, capsys):
     log = json.loads((out / "log.json").read_text())
     assert log["config"]["epochs"] == 3 and len(log["history"]) == 3
     # the 3-epoch cosine schedule (6 steps) from step 4 on: the last step at step 5
-    lr = DEFAULTS["digits"]["lr"] * (1 + math.cos(math.pi * 5 / 6)) / 2
+    lr = recipes.CHOSEN_LR["nin-small"] * (1 + math.cos(math.pi * 5 / 6)) / 2
     assert log["history"][2]["lr"] == pytest.approx(lr)
     assert log["history"][:2] == json.loads((run[0] / "log.json").read_text())["history"]
+
+
+def test_lr_sweep_chooses_on_validation_data_then_trains_and_records_it(tmp_path, capsys,
+                                                                       loaded_splits):
+    assert train(tmp_path, "--lr-sweep", "0.3,0.01", "--sweep-epochs", "1",
+                 "--init", "orthogonal") == 0
+    # two trials that read only the training split, then the run, which tests once
+    assert loaded_splits == ["train", "train", "train", "test"]
+    out = capsys.readouterr().out
+    config = json.loads((tmp_path / "log.json").read_text())["config"]
+    sweep = config["lr_sweep"]
+    assert sweep["lrs"] == [0.3, 0.01] and sweep["epochs"] == 1
+    assert sweep["val_split"] == recipes.SWEEP_VAL_SPLIT
+    scores = [r["val_accuracy"] for r in sweep["results"]]
+    assert config["lr"] == sweep["chosen"] == sweep["lrs"][scores.index(max(scores))]
+    assert config["overrides"]["init"] == "orthogonal" and config["epochs"] == 2
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["config"]["lr_sweep"] == sweep
+    assert f"chosen lr {config['lr']:g}" in out and "validating on 0.2 of the training" in out

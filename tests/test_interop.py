@@ -13,7 +13,7 @@ import minidl
 import minidl.nn as nn
 from minidl import interop
 
-MODELS = ["nin-small", "nin-bn-small", "maxout-nin-small", "min-small"]
+MODELS = ["nin-small", "nin-bn-small", "maxout-nin-small", "mim-small", "min-small"]
 
 
 def batch(seed):

@@ -1,4 +1,7 @@
-"""minidl.models: shapes, parameter counts, layer structure, gradients, errors, printing."""
+"""minidl.models: shapes, parameter counts, layer structure, initialization, gradients, errors."""
+import re
+from pathlib import Path
+
 import numpy
 import pytest
 
@@ -6,13 +9,14 @@ import minidl
 from helpers import host
 from minidl.autograd import no_grad
 from minidl.gradcheck import gradcheck
-from minidl.models.nin import MIN, NIN
-from minidl.models.zoo import available, create, list_models
+from minidl.models.initialization import GAUSSIAN_STD, SCHEMES, initialize
+from minidl.models.nin import MIM, MIN, NIN
+from minidl.models.zoo import available, create, default_init, list_models
 from minidl.nn.layers import (AvgPool2d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool2d,
                               MaxPool2d, Maxout, ReLU)
 
-MODELS = ("nin", "nin-bn", "maxout-nin", "min",
-          "nin-small", "nin-bn-small", "maxout-nin-small", "min-small")
+MODELS = ("nin", "nin-bn", "maxout-nin", "mim", "min",
+          "nin-small", "nin-bn-small", "maxout-nin-small", "mim-small", "min-small")
 DATASETS = ("digits", "mnist", "cifar10", "cifar100", "svhn")
 INPUT = {"digits": (1, 28, 10), "mnist": (1, 28, 10), "cifar10": (3, 32, 10),
          "cifar100": (3, 32, 100), "svhn": (3, 32, 10)}     # channels, image size, classes
@@ -30,23 +34,29 @@ TABLE = {
 
 
 def variant(name):
-    """(uses maxout, uses batch norm, width scale) of a model name."""
-    maxout = name.startswith(("min", "maxout"))
-    batch_norm = name.startswith("min") or "-bn" in name
-    return maxout, batch_norm, "small" if name.endswith("-small") else "full"
+    """(family "nin" / "mim" / "min", uses batch norm, width scale) of a model name."""
+    family = "mim" if name.startswith(("mim", "maxout")) else name.split("-")[0]
+    batch_norm = name.startswith(("mim", "min")) or "-bn" in name
+    return family, batch_norm, "small" if name.endswith("-small") else "full"
 
 
-def expected_parameters(name, dataset, pieces=5):
-    """Sum over the layer table: conv weights, plus BN (gamma, beta) or a bias per channel."""
-    maxout, batch_norm, scale = variant(name)
+def expected_parameters(name, dataset, pieces=None):
+    """Sum over the layer table: conv weights, plus BN (gamma, beta) or a bias per channel.
+
+    Maxout: every convolution of MIM, the 1x1 ones of MIN compute units * pieces
+    channels (pieces: 2 for MIM, 5 for MIN unless given).
+    """
+    family, batch_norm, scale = variant(name)
+    pieces = pieces or {"mim": 2, "min": 5}.get(family, 1)
     channels, _, classes = INPUT[dataset]
-    family = {"digits": "mnist", "mnist": "mnist", "svhn": "svhn"}.get(dataset, "cifar")
+    data = {"digits": "mnist", "mnist": "mnist", "svhn": "svhn"}.get(dataset, "cifar")
     total = 0
-    for kernel, block in zip((5, 5, 3), TABLE[family, scale]):
+    for kernel, block in zip((5, 5, 3), TABLE[data, scale]):
         for position, units in enumerate(block):
             units = classes if units == "C" else units
             k = kernel if position == 0 else 1
-            outputs = units * pieces if maxout and position > 0 else units
+            maxout = family == "mim" or (family == "min" and position > 0)
+            outputs = units * pieces if maxout else units
             total += channels * outputs * k * k + (2 * outputs if batch_norm else outputs)
             channels = units
     return total
@@ -68,7 +78,10 @@ def test_available_lists_every_model_with_a_one_line_description():
     models = available()
     assert tuple(models) == MODELS
     assert all(isinstance(d, str) and d and "\n" not in d for d in models.values())
-    assert "Lin" in models["nin"] and "Liao" in models["min"] and "Chang" in models["min"]
+    assert "Lin" in models["nin"] and "1312.4400" in models["nin"]
+    assert "Liao & Carneiro" in models["mim"] and "1508.00330" in models["mim"]
+    assert "Chang & Chen" in models["min"] and "1511.02583" in models["min"]
+    assert "Liao" not in models["min"] and "Chang" not in models["mim"]
     assert list_models() == models
 
 
@@ -77,7 +90,7 @@ def test_available_lists_every_model_with_a_one_line_description():
 def test_parameter_count_matches_the_layer_table(name, dataset):
     model = create(name, dataset)
     assert model.num_parameters() == expected_parameters(name, dataset)
-    assert isinstance(model, MIN if variant(name)[0] else NIN)
+    assert isinstance(model, {"nin": NIN, "mim": MIM, "min": MIN}[variant(name)[0]])
 
 
 def test_parameter_counts_of_the_paper_models():
@@ -86,6 +99,17 @@ def test_parameter_counts_of_the_paper_models():
     assert create("min", "cifar10").num_parameters() == 1_609_508
     assert create("min", "cifar10", pieces=2).num_parameters() == \
         expected_parameters("min", "cifar10", pieces=2)
+    assert create("mim", "cifar10", pieces=3).num_parameters() == \
+        expected_parameters("mim", "cifar10", pieces=3)
+
+
+def test_the_docs_table_gives_the_parameter_counts_of_the_code():
+    text = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)` +\|.*\| ([\d,]+) \| ([\d,]+) \|$", text, re.M)
+    assert sorted(name for name, *_ in rows) == sorted(MODELS)
+    for name, cifar10, digits in rows:
+        assert int(cifar10.replace(",", "")) == create(name, "cifar10").num_parameters(), name
+        assert int(digits.replace(",", "")) == create(name, "digits").num_parameters(), name
 
 
 def test_digits_and_mnist_build_the_same_model():
@@ -173,14 +197,36 @@ def test_min_puts_batch_norm_over_units_times_pieces_before_every_maxout(name):
     assert seq[-4].out_channels == 10 * 3 and isinstance(seq[-1], GlobalAvgPool2d)
 
 
-def test_maxout_nin_is_min_without_batch_norm():
-    seq = layers(create("maxout-nin", "cifar10"))
+@pytest.mark.parametrize("name", ["mim", "mim-small"])
+def test_mim_puts_batch_norm_before_a_maxout_after_every_convolution(name):
+    assert create(name, "cifar10").pieces == 2
+    for pieces in (2, 3):
+        seq = layers(create(name, "cifar10", pieces=pieces))
+        convs = [i for i, m in enumerate(seq) if isinstance(m, Conv2d)]
+        assert len(convs) == 9 and not any(isinstance(m, ReLU) for m in seq)
+        assert [seq[i].kernel_size[0] for i in convs] == [5, 1, 1, 5, 1, 1, 3, 1, 1]
+        for i in convs:
+            conv, bn, maxout = seq[i:i + 3]
+            assert isinstance(bn, BatchNorm2d) and bn.num_features == conv.out_channels
+            assert isinstance(maxout, Maxout) and maxout.pieces == pieces
+            assert conv.out_channels % pieces == 0 and conv.bias is None
+        assert sum(isinstance(m, Maxout) for m in seq) == 9
+        assert pools(create(name, "cifar10")) == [(MaxPool2d, 3, 2, True)] * 2
+        assert [m.p for m in seq if isinstance(m, Dropout)] == [0.5, 0.5]
+    assert seq[-4].out_channels == 10 * 3 and isinstance(seq[-1], GlobalAvgPool2d)
+
+
+@pytest.mark.parametrize("dataset", ["digits", "cifar10"])
+def test_maxout_nin_is_mim_without_batch_norm(dataset):
+    seq = layers(create("maxout-nin", dataset))
     assert not any(isinstance(m, BatchNorm2d) for m in seq)
     maxouts = [i for i, m in enumerate(seq) if isinstance(m, Maxout)]
-    assert len(maxouts) == 6
+    assert len(maxouts) == 9
     assert all(isinstance(seq[i - 1], Conv2d) and seq[i - 1].bias is not None for i in maxouts)
-    assert [type(m) for m in layers(create("min", "cifar10")) if not isinstance(m, BatchNorm2d)] \
-        == [type(m) for m in seq]
+    mim = layers(create("mim", dataset))
+    assert [type(m) for m in mim if not isinstance(m, BatchNorm2d)] == [type(m) for m in seq]
+    assert [m.weight.shape for m in mim if isinstance(m, Conv2d)] == \
+        [m.weight.shape for m in seq if isinstance(m, Conv2d)]
 
 
 def test_nin_bn_has_batch_norm_before_every_relu():
@@ -247,9 +293,10 @@ def test_every_parameter_gets_a_gradient(name):
         assert p.grad is not None and numpy.any(host(p.grad) != 0), param_name
 
 
-def test_gradcheck_of_a_tiny_min_with_respect_to_the_input():
-    # min-small with 2 pieces and no dropout, in float64, batch statistics in train mode
-    model = create("min-small", "digits", pieces=2, dropout=0).to(dtype="float64")
+@pytest.mark.parametrize("name", ["min-small", "mim-small"])
+def test_gradcheck_of_a_tiny_maxout_model_with_respect_to_the_input(name):
+    # 2 pieces and no dropout, in float64, batch statistics in train mode
+    model = create(name, "digits", pieces=2, dropout=0).to(dtype="float64")
     x = images((2, 1, 8, 8), dtype="float64", requires_grad=True)
     assert gradcheck(model, [x])
 
@@ -258,17 +305,18 @@ def test_gradcheck_of_a_tiny_min_with_respect_to_the_input():
 
 def test_create_rejects_unknown_names_with_the_valid_ones():
     with pytest.raises(ValueError, match=r"unknown model 'resnet'; available models: nin, "
-                                         r"nin-bn, maxout-nin, min, nin-small, .*min-small"):
+                                         r"nin-bn, maxout-nin, mim, min, nin-small, .*min-small"):
         create("resnet", "digits")
     with pytest.raises(ValueError, match=r"unknown dataset 'imagenet'; choose one of digits, "
                                          r"mnist, cifar10, cifar100, svhn"):
         create("min", "imagenet")
     with pytest.raises(ValueError, match=r"unknown override\(s\) 'pieces' for model 'nin'; "
-                                         r"valid overrides: num_classes, in_channels, dropout$"):
+                                         r"valid overrides: num_classes, in_channels, dropout, "
+                                         r"init$"):
         create("nin", "digits", pieces=3)
     with pytest.raises(ValueError, match=r"unknown override\(s\) 'classes', 'width' for model "
                                          r"'min'; valid overrides: num_classes, in_channels, "
-                                         r"dropout, pieces$"):
+                                         r"dropout, init, pieces$"):
         create("min", "digits", width=2, classes=3)
 
 
@@ -279,7 +327,112 @@ def test_create_rejects_unknown_names_with_the_valid_ones():
     ({"num_classes": 0}, ValueError, r"create: num_classes must be >= 1, got 0"),
     ({"in_channels": 2.5}, TypeError, r"create: in_channels must be an integer, got 2.5"),
     ({"pieces": True}, TypeError, r"create: pieces must be an integer, got True"),
+    ({"init": "xavier"}, ValueError, r"create: init must be one of default, gaussian, "
+                                     r"orthogonal, kaiming, got 'xavier'"),
 ])
 def test_create_rejects_bad_override_values(override, error, message):
     with pytest.raises(error, match=message):
         create("min-small", "digits", **override)
+
+
+# ------------------------------------------------------------------ initialization
+
+def convs(model):
+    return [m for m in layers(model) if isinstance(m, Conv2d)]
+
+
+def test_each_model_defaults_to_the_initialization_of_its_source():
+    assert {name: default_init(name) for name in MODELS} == {
+        "nin": "gaussian", "nin-bn": "gaussian", "maxout-nin": "kaiming", "mim": "kaiming",
+        "min": "orthogonal", "nin-small": "kaiming", "nin-bn-small": "gaussian",
+        "maxout-nin-small": "kaiming", "mim-small": "kaiming", "min-small": "orthogonal"}
+    for name in ("nin-small", "min-small"):
+        minidl.manual_seed(3)
+        implicit = create(name, "digits")
+        minidl.manual_seed(3)
+        explicit = create(name, "digits", init=default_init(name))
+        for a, b in zip(implicit.parameters(), explicit.parameters()):
+            numpy.testing.assert_array_equal(host(a), host(b))
+
+
+def test_gaussian_init_draws_every_convolution_with_the_nin_caffe_std():
+    minidl.manual_seed(0)
+    model = create("nin", "cifar10", init="gaussian")
+    for conv in convs(model):
+        w = host(conv.weight)
+        assert abs(w.std() - GAUSSIAN_STD) < 0.1 * GAUSSIAN_STD and abs(w.mean()) < 0.01
+        assert not host(conv.bias).any()
+
+
+@pytest.mark.parametrize("name", ["min-small", "nin-small"])
+def test_orthogonal_init_gives_orthonormal_rows_or_columns(name):
+    model = create(name, "cifar10", init="orthogonal")
+    for conv in convs(model):
+        w = host(conv.weight).reshape(conv.out_channels, -1).astype(numpy.float64)
+        gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+        numpy.testing.assert_allclose(gram, numpy.eye(len(gram)), atol=1e-5)
+
+
+@pytest.mark.parametrize("name, gain", [("nin", 2 ** 0.5), ("mim", 1.0), ("min", 1.0)])
+def test_kaiming_init_has_std_gain_over_sqrt_fan_in(name, gain):
+    # sqrt(2) before a ReLU, 1 before a maxout: the second moment of the signal is kept
+    minidl.manual_seed(0)
+    for conv in convs(create(name, "cifar10", init="kaiming")):
+        w = host(conv.weight)
+        expected = gain / (w[0].size ** 0.5)
+        assert abs(w.std() - expected) < 0.1 * expected, conv
+        if conv.bias is not None:
+            assert not host(conv.bias).any()
+
+
+def test_default_init_is_pytorchs_uniform_and_every_scheme_keeps_batch_norm_at_one_and_zero():
+    for scheme in SCHEMES:
+        minidl.manual_seed(0)
+        model = create("mim-small", "cifar10", init=scheme)
+        for m in layers(model):
+            if isinstance(m, BatchNorm2d):
+                assert (host(m.weight) == 1).all() and not host(m.bias).any()
+    for conv in convs(create("nin-small", "cifar10", init="default")):
+        w, bound = host(conv.weight), 1 / host(conv.weight)[0].size ** 0.5
+        assert numpy.abs(w).max() <= bound and abs(w.std() - bound / 3 ** 0.5) < 0.15 * bound
+        assert numpy.abs(host(conv.bias)).max() <= bound and host(conv.bias).any()
+
+
+def test_kaiming_keeps_the_signal_of_small_models_that_the_caffe_gaussian_loses():
+    # why nin-small does not take NIN's Gaussian: its logits all but vanish at initialization
+    x = images((8, 1, 28, 28))
+    spread = {}
+    for scheme in ("gaussian", "kaiming"):
+        minidl.manual_seed(0)
+        with no_grad():
+            spread[scheme] = host(create("nin-small", "digits", init=scheme, dropout=0)(x)).std()
+    assert spread["gaussian"] < 1e-3 < 0.1 < spread["kaiming"] < 10
+
+
+def test_initialize_rejects_an_unknown_scheme_naming_the_valid_ones():
+    with pytest.raises(ValueError, match=r"initialize: scheme must be one of default, gaussian, "
+                                         r"orthogonal, kaiming, got 'he'"):
+        initialize(create("nin-small", "digits"), "he")
+
+
+@pytest.mark.parametrize("name", ["nin-small", "mim-small", "min-small"])
+@pytest.mark.parametrize("scheme, torch_init", [
+    ("kaiming", lambda torch, w, nonlinearity: torch.nn.init.kaiming_normal_(
+        w, nonlinearity=nonlinearity)),
+    ("gaussian", lambda torch, w, _: torch.nn.init.normal_(w, 0.0, GAUSSIAN_STD)),
+    ("orthogonal", lambda torch, w, _: torch.nn.init.orthogonal_(w)),
+])
+def test_each_scheme_draws_what_torch_nn_init_draws_for_the_same_layer(name, scheme, torch_init):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    minidl.manual_seed(0)
+    model = create(name, "cifar10", init=scheme)
+    for conv in convs(model):
+        reference = torch_init(torch, torch.empty(conv.weight.shape, dtype=torch.float64),
+                               model.nonlinearity).numpy()
+        ours = host(conv.weight).astype(numpy.float64)
+        assert abs(ours.std() - reference.std()) < 0.1 * reference.std(), conv
+        flat, torch_flat = ours.reshape(len(ours), -1), reference.reshape(len(reference), -1)
+        assert numpy.allclose(sorted(numpy.linalg.svd(flat, compute_uv=False))[-1],
+                              sorted(numpy.linalg.svd(torch_flat, compute_uv=False))[-1],
+                              rtol=0.25), conv

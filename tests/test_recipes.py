@@ -9,7 +9,7 @@ from minidl.data.datasets import DIGITS_DIR
 from minidl.data.transforms import ZCAWhitening
 from minidl.nn import Dropout
 from minidl.optim import SGD, Adam, LinearWarmup
-from minidl.train import CHECKPOINT_NAME, Trainer
+from minidl.train import CHECKPOINT_NAME, Trainer, TrainingError
 
 TINY = dict(limit=64, batch_size=32, epochs=2)
 
@@ -18,13 +18,28 @@ def test_every_data_set_has_defaults_and_given_values_replace_them():
     assert set(recipes.DEFAULTS) == set(minidl.data.DATASETS)
     digits = recipes.run_config("min-small", "digits")
     assert digits == {"model": "min-small", "dataset": "digits", "epochs": 6, "batch_size": 64,
-                      "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "optimizer": "sgd",
-                      "schedule": "cosine", "warmup": 0, "seed": 0, "limit": None,
-                      "val_split": None, "overrides": {"dropout": 0.0}, "minidl_version": minidl.__version__}
+                      "lr": recipes.CHOSEN_LR["min-small"], "momentum": 0.9,
+                      "weight_decay": 5e-4, "optimizer": "sgd", "schedule": "cosine",
+                      "warmup": 0, "seed": 0, "limit": None, "val_split": None,
+                      "overrides": {"dropout": 0.0, "init": "orthogonal"},
+                      "minidl_version": minidl.__version__}
     cifar = recipes.run_config("min", "cifar10", epochs=3, warmup=None, pieces=2)
-    assert (cifar["epochs"], cifar["warmup"], cifar["overrides"]) == (3, 2, {"pieces": 2})
+    assert (cifar["epochs"], cifar["warmup"], cifar["overrides"]) == \
+        (3, 2, {"pieces": 2, "init": "orthogonal"})
     assert recipes.run_config("nin", "svhn")["lr"] == 0.05
-    assert recipes.run_config("nin", "digits", dropout=0.5)["overrides"] == {"dropout": 0.5}
+    assert recipes.run_config("nin", "digits", dropout=0.5, init="default")["overrides"] == \
+        {"dropout": 0.5, "init": "default"}
+
+
+def test_digits_runs_default_to_the_learning_rate_chosen_per_model():
+    comparison = ("nin-small", "nin-bn-small", "maxout-nin-small", "mim-small", "min-small")
+    assert set(recipes.CHOSEN_LR) == set(comparison)
+    for name in comparison:
+        assert recipes.run_config(name, "digits")["lr"] == recipes.CHOSEN_LR[name]
+    assert recipes.run_config("mim-small", "digits", lr=0.2)["lr"] == 0.2
+    assert recipes.run_config("mim-small", "digits", optimizer="adam")["lr"] == recipes.ADAM_LR
+    assert recipes.run_config("mim-small", "mnist")["lr"] == recipes.DEFAULTS["mnist"]["lr"]
+    assert recipes.run_config("mim", "digits")["lr"] == recipes.DEFAULTS["digits"]["lr"]
 
 
 def test_adam_takes_its_own_default_rate_unless_one_is_given():
@@ -62,7 +77,7 @@ def test_unknown_names_and_bad_overrides_are_refused_before_any_model_is_built()
 def test_build_model_applies_the_overrides():
     model = recipes.build_model(recipes.run_config("min-small", "digits", pieces=3))
     assert model.config == {"name": "min-small", "dataset": "digits", "pieces": 3,
-                            "dropout": 0.0}
+                            "dropout": 0.0, "init": "orthogonal"}
     assert not any(isinstance(m, Dropout) for m in model.modules())
     assert model.training
 
@@ -235,3 +250,69 @@ def test_val_split_fits_the_preprocessing_on_the_training_part_only():
     preprocessing, train, val, test = recipes.load_splits("digits", limit=200, val_split=0.5)
     assert len(train[1]) + len(val[1]) == 200 and len(test[1]) == 200
     assert abs(float(train[0].mean())) < 1e-5 and abs(float(val[0].mean())) > 1e-4
+
+
+class FakeTrainer:
+    """Stands in for build_trainer's Trainer: a validation accuracy per learning rate."""
+
+    def __init__(self, config, accuracies, calls):
+        self.config, self.accuracies = config, accuracies
+        calls.append(config)
+
+    def fit(self):
+        accuracy = self.accuracies[self.config["lr"]]
+        if accuracy is None:
+            raise TrainingError("the loss became nan")
+        return [{"val_accuracy": accuracy / 2, "val_loss": 2.0},
+                {"val_accuracy": accuracy, "val_loss": 1.0 - accuracy}]
+
+
+def fake_trainers(monkeypatch, accuracies):
+    calls = []
+
+    def build(config, out_dir=None, **options):
+        assert out_dir is None and options["test"] is False
+        return FakeTrainer(config, accuracies, calls)
+
+    monkeypatch.setattr(recipes, "build_trainer", build)
+    return calls
+
+
+def test_sweep_picks_the_best_last_validation_accuracy_and_records_every_rate(monkeypatch):
+    calls = fake_trainers(monkeypatch, {0.3: None, 0.1: 0.9, 0.03: 0.95, 0.01: 0.95})
+    config = recipes.run_config("mim-small", "digits", epochs=6)
+    chosen = recipes.sweep_lr(config, [0.3, 0.1, 0.03, 0.01], epochs=2, verbose=False)
+    assert [c["lr"] for c in calls] == [0.3, 0.1, 0.03, 0.01]
+    assert all(c["epochs"] == 2 and c["val_split"] == recipes.SWEEP_VAL_SPLIT for c in calls)
+    assert chosen["lr"] == 0.03 and chosen["epochs"] == 6 and chosen["val_split"] is None
+    assert chosen["lr_sweep"] == {
+        "lrs": [0.3, 0.1, 0.03, 0.01], "epochs": 2, "val_split": recipes.SWEEP_VAL_SPLIT,
+        "chosen": 0.03,
+        "results": [{"lr": 0.3, "val_accuracy": None, "val_loss": None},
+                    {"lr": 0.1, "val_accuracy": 0.9, "val_loss": pytest.approx(0.1)},
+                    {"lr": 0.03, "val_accuracy": 0.95, "val_loss": pytest.approx(0.05)},
+                    {"lr": 0.01, "val_accuracy": 0.95, "val_loss": pytest.approx(0.05)}]}
+    own = recipes.sweep_lr(dict(config, val_split=0.1), [0.1], verbose=False)
+    assert calls[-1]["val_split"] == 0.1 and own["lr_sweep"]["val_split"] == 0.1
+    assert calls[-1]["epochs"] == recipes.SWEEP_EPOCHS
+
+
+def test_sweep_errors(monkeypatch):
+    fake_trainers(monkeypatch, {0.3: None, 0.1: None})
+    config = recipes.run_config("mim-small", "digits")
+    with pytest.raises(TrainingError, match="the loss diverged at every learning rate of "
+                                            "0.3, 0.1; try smaller ones"):
+        recipes.sweep_lr(config, [0.3, 0.1], verbose=False)
+    with pytest.raises(ValueError, match="sweep_lr: lrs must hold at least one"):
+        recipes.sweep_lr(config, [], verbose=False)
+    with pytest.raises(ValueError, match=r"sweep_lr: lrs must be in \(0, inf\), got -0.1"):
+        recipes.sweep_lr(config, [-0.1], verbose=False)
+
+
+def test_a_real_sweep_trains_without_ever_reading_the_test_split(loaded_splits):
+    config = recipes.run_config("nin-bn-small", "digits", **TINY)
+    chosen = recipes.sweep_lr(config, [0.1, 0.01], epochs=1, verbose=False)
+    assert loaded_splits == ["train", "train"]
+    scores = [r["val_accuracy"] for r in chosen["lr_sweep"]["results"]]
+    assert all(0 <= s <= 1 for s in scores)
+    assert chosen["lr"] == [0.1, 0.01][scores.index(max(scores))]

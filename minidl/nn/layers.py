@@ -109,8 +109,12 @@ class Linear(_Layer):
         self.weight = Parameter(numpy.zeros((self.out_features, self.in_features), dtype))
         self.register_parameter("bias", Parameter(numpy.zeros(self.out_features, dtype))
                                 if bias else None)
-        _init_weight_and_bias(self.weight, self.bias)
+        self.reset_parameters()
         self.to(backend.get_default_device())
+
+    def reset_parameters(self):
+        """Draw the weight and bias again with PyTorch's default (see ``_init_weight_and_bias``)."""
+        _init_weight_and_bias(self.weight, self.bias)
 
     def forward(self, x):
         x = self._check_input(x)
@@ -159,8 +163,12 @@ class Conv2d(_Layer):
         self.weight = Parameter(numpy.zeros(shape, dtype))
         self.register_parameter("bias", Parameter(numpy.zeros(self.out_channels, dtype))
                                 if bias else None)
-        _init_weight_and_bias(self.weight, self.bias)
+        self.reset_parameters()
         self.to(backend.get_default_device())
+
+    def reset_parameters(self):
+        """Draw the weight and bias again with PyTorch's default (see ``_init_weight_and_bias``)."""
+        _init_weight_and_bias(self.weight, self.bias)
 
     def forward(self, x):
         x = self._check_input(x)
