@@ -506,7 +506,10 @@ class RegionTracker:
                          lambda f: f.write(text.encode()))
 
     def state_dict(self):
-        return {"history": self.history}
+        return {"history": self.history, "images": self.count}
 
     def load_state_dict(self, state):
+        """The history so far, and the number of images to draw (the same batch again)."""
         self.history = list(state["history"])
+        if self.images is None:
+            self.count = state["images"]

@@ -1,6 +1,7 @@
 """The ``minidl`` command: train, eval, models, resume, and its error messages."""
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -388,3 +389,28 @@ def test_resume_with_more_epochs_extends_a_finished_run(run, tmp_path, capsys):
     lr = DEFAULTS["digits"]["lr"] * (1 + math.cos(math.pi * 5 / 6)) / 2
     assert log["history"][2]["lr"] == pytest.approx(lr)
     assert log["history"][:2] == json.loads((run[0] / "log.json").read_text())["history"]
+
+
+def test_track_regions_writes_the_history_and_a_resumed_run_goes_on_with_it(tmp_path, capsys):
+    assert train(tmp_path, "--track-regions", "16") == 0
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "regions.json").read_text())
+    history = saved["history"]
+    assert saved["images"] == 16 and saved["batch_stats"] is True
+    assert [e["epoch"] for e in history] == [0, 1, 2]
+    layers = [m for m in recipes.build_model(recipes.run_config("nin-small", "digits")).modules()
+              if isinstance(m, minidl.nn.ReLU)]
+    assert all(len(e["layers"]) == len(layers) for e in history)
+    assert all(0 <= layer["degenerate_share"] <= 1 for e in history for layer in e["layers"])
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "regions.png").stat().st_size > 5000
+        assert f"region statistics per epoch: {tmp_path / 'regions.json'}" in out
+    # the run's checkpoint holds the tracker: resuming without the flag keeps tracking
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 0
+    resumed = json.loads((tmp_path / "regions.json").read_text())["history"]
+    assert resumed[:3] == history and [e["epoch"] for e in resumed] == [0, 1, 2, 3]
+
+
+def test_without_track_regions_no_region_file_is_written(run):
+    assert not (run[0] / "regions.json").exists()
+    assert "RegionTracker" not in load_checkpoint(run[0] / "checkpoint.npz")["callbacks"]
