@@ -49,7 +49,6 @@ results.json beside it.  docs/diagnostics.md explains the numbers.
 """
 import argparse
 import json
-import math
 import os
 import shutil
 import time
