@@ -18,7 +18,8 @@ Reproducibility: at the start of epoch ``e`` the global generators are seeded
 with ``minidl.manual_seed`` from ``(seed, e)``, and a checkpoint holds every
 other source of randomness (the loader's shuffling generator, the host
 generator within an epoch).  So on the CPU a run resumed from a checkpoint
-ends with the same weights, bit for bit, as a run never interrupted.  On a GPU
+ends with the same weights, bit for bit, as a run never interrupted (on the
+same machine, BLAS library and thread count: those set the rounding).  On a GPU
 that holds at epoch boundaries; within an epoch the device's dropout generator
 (whose state CuPy cannot save) restarts from a new seed.
 
