@@ -375,11 +375,13 @@ def test_a_validation_loader_is_scored_every_epoch_and_the_test_loader_at_the_en
 # --------------------------------------------------------------------------- region tracking
 
 def test_region_tracker_records_step_0_and_every_epoch_as_diagnostics_measures(digits,
-                                                                                tmp_path):
+                                                                                tmp_path,
+                                                                                device):
     tracker = diagnostics.RegionTracker(64, seed=3, batch_size=40)
-    trainer = make_trainer(digits, epochs=2, out_dir=tmp_path, callbacks=[tracker])
+    trainer = make_trainer(digits, epochs=2, out_dir=tmp_path, callbacks=[tracker],
+                           device=device)
     # the same initial model, measured directly on the batch the seed picks
-    initial = make_trainer(digits, epochs=2).model
+    initial = make_trainer(digits, epochs=2, device=device).model
     images = digits[0][0][numpy.sort(numpy.random.default_rng(3).choice(256, 64, replace=False))]
     expected = diagnostics.model_summary(diagnostics.collect(initial, images, batch_size=40,
                                                              batch_stats=True))
