@@ -3,6 +3,7 @@
     minidl train --model min-small --dataset digits       # a good run with the defaults
     minidl train --resume runs/min-small-digits           # continue an interrupted run
     minidl train --resume runs/min-small-digits --epochs 8   # extend a finished run
+    minidl train --model nin-small --dataset digits --track-regions   # regions every epoch
     minidl eval runs/min-small-digits/checkpoint.npz
     minidl predict runs/min-small-digits digit.png more.npy   # class and probability each
     minidl models
@@ -54,6 +55,8 @@ class Command(NamedTuple):
 RUN_FLAGS = ("model", "dataset") + recipes.HYPERPARAMETERS
 # what --threads sets when threadpoolctl is missing: read by the BLAS libraries as NumPy loads
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+TRACK_IMAGES = 500          # --track-regions without a number
+REGIONS_PLOT = "regions.png"
 
 
 def _per_dataset(key):
@@ -117,6 +120,14 @@ def _train_arguments(parser):
                           "(seeded by --seed) to validate on after each epoch, keep the best "
                           "epoch in best.npz and test only after the last epoch (default: "
                           "none; test after every epoch)")
+    run.add_argument("--track-regions", nargs="?", type=_positive_int, const=TRACK_IMAGES,
+                     metavar="N",
+                     help="measure every ReLU/maxout layer's degenerate share, entropy and "
+                          "conditioning on N training images (seeded by --seed; "
+                          f"{TRACK_IMAGES} without N) before training and after every epoch, "
+                          f"into {diagnostics.REGIONS_NAME} and, with matplotlib, "
+                          f"{REGIONS_PLOT} (a resumed run that tracked goes on tracking; "
+                          "default: off)")
     where = parser.add_argument_group("where")
     where.add_argument("--out", type=Path, metavar="DIR",
                        help="output folder for checkpoint.npz, log.csv, log.json and "
@@ -210,8 +221,12 @@ def _train(args, parallel):
     if config["batch_size"] % size:
         raise CommandError(f"--batch-size {config['batch_size']} (the global batch) does not "
                            f"divide among {size} processes")
+    tracked = args.track_regions is not None or (
+        state is not None and "RegionTracker" in state.get("callbacks", {}))
+    tracker = diagnostics.RegionTracker(args.track_regions or TRACK_IMAGES) if tracked else None
     trainer = recipes.build_trainer(config, out, device=device, root=args.data_dir,
-                                    download=args.download, state=state, distributed=parallel)
+                                    download=args.download, state=state, distributed=parallel,
+                                    callbacks=[tracker] if tracked else [])
     if state is not None and trainer.epoch >= trainer.epochs:
         raise CommandError(f"{path} finished its {trainer.epochs} epochs; extend the run with "
                            f"a larger --epochs")
@@ -232,12 +247,27 @@ def _train(args, parallel):
         if exc.checkpoint is not None:
             print(f"resume with: minidl train --resume {out}", file=sys.stderr)
         return 130
+    if tracked and trainer.out_dir is not None:
+        _plot_regions(tracker, config, trainer.out_dir)
     best = trainer.best_epoch()
     if best is not None:
         print(f"best validation accuracy: {100 * history[best - 1]['val_accuracy']:.1f}% at "
               f"epoch {best} ({os.path.join(out, BEST_NAME)})")
     print(f"test accuracy: {100 * history[-1]['test_accuracy']:.1f}%")
     return 0
+
+
+def _plot_regions(tracker, config, out):
+    """regions.png of a run's RegionTracker, or a note that matplotlib is missing."""
+    try:
+        path = plots.plot_region_history(
+            tracker.history, os.path.join(out, REGIONS_PLOT),
+            title=f"{config['model']} on {config['dataset']}: {len(tracker.images)} training "
+                  f"images, batch statistics")
+    except ImportError as exc:
+        print(f"no {REGIONS_PLOT}: {exc}")
+        return
+    print(f"region statistics per epoch: {os.path.join(out, diagnostics.REGIONS_NAME)}, {path}")
 
 
 def _run_config(args):

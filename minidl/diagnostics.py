@@ -17,6 +17,11 @@ or, around forward passes of one's own::
         model(x)
     stats = monitor.results()
 
+or over training, at step 0 and after every epoch, into ``regions.json`` of
+the run folder::
+
+    trainer = Trainer(..., out_dir="run", callbacks=[diagnostics.RegionTracker(500)])
+
 Per unit it counts, over every (sample, position), how many inputs fall in
 each region; per layer it also accumulates the covariance of the layer's input
 channels (the pre-activations).  Counts and sums stay on the model's device
@@ -40,19 +45,24 @@ Definitions (``docs/diagnostics.md``):
   subspace the pre-activations actually span.
 """
 import dataclasses
+import json
 import math
+import os
 
 import numpy
 
 from . import backend, tables
 from .autograd import no_grad, tensor
+from .fileio import atomic_write
+from .functional._checks import check_flag, check_number, is_integer
 from .nn.layers import BatchNorm1d, BatchNorm2d, Maxout, ReLU
 
-__all__ = ["DEGENERATE_SHARE", "LayerStats", "RegionMonitor", "collect", "format_table",
-           "region_shares", "normalized_entropy", "degenerate_units", "condition_number",
-           "numerical_rank"]
+__all__ = ["DEGENERATE_SHARE", "LayerStats", "RegionMonitor", "RegionTracker", "collect",
+           "format_table", "model_summary", "region_shares", "normalized_entropy",
+           "degenerate_units", "condition_number", "numerical_rank", "REGIONS_NAME"]
 
 DEGENERATE_SHARE = 0.99
+REGIONS_NAME = "regions.json"       # what a RegionTracker writes into the run folder
 
 
 # --------------------------------------------------------------------------- formulas
@@ -219,6 +229,19 @@ class LayerStats:
                 "condition_number": self.condition_number, "nonfinite": self.nonfinite}
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v
                 for k, v in numbers.items()}
+
+
+def model_summary(stats):
+    """The numbers of a whole model, JSON-ready: pooled over all units, and per layer.
+
+    ``degenerate_share``: degenerate units / all units; ``mean_entropy``: the
+    normalized entropy averaged over all units (a wide layer weighs more);
+    ``layers``: :meth:`LayerStats.summary` of each layer.
+    """
+    units = sum(s.units for s in stats)
+    return {"degenerate_share": float(sum(s.degenerate.sum() for s in stats) / units),
+            "mean_entropy": float(sum(s.entropy.sum() for s in stats) / units),
+            "layers": [s.summary() for s in stats]}
 
 
 def format_table(stats, title=None):
@@ -409,3 +432,84 @@ def collect(model, data, batch_size=256, batch_stats=False, covariance=True):
         for m, arrays in zip(norms, saved):
             for b, array in zip(m.buffers(), arrays):
                 b.data = array
+
+
+# --------------------------------------------------------------------------- over training
+
+class RegionTracker:
+    """A :class:`~minidl.train.Trainer` callback: region statistics at step 0 and every epoch.
+
+    On a fixed batch of training images it runs :func:`collect` before the
+    first step of a run and after every epoch, and appends
+    ``{"epoch": e, "global_step": s, **model_summary(stats)}`` to
+    :attr:`history` (epoch 0: the initial model).  With the trainer's
+    ``out_dir`` set it rewrites ``regions.json`` there each time.  Its history
+    is part of the trainer's checkpoint, so a resumed run goes on with it.
+
+    images: an array of (preprocessed) input images, or a number of them to
+        draw, without replacement and in their original order, from the
+        trainer's training set (``train_loader.dataset[index][0]``) with a
+        generator seeded by ``seed`` (default: the trainer's run seed).
+    batch_stats: batch norm on each measured batch's statistics, as the
+        training forward pass sees it (True, the default: at step 0 the
+        running statistics hold no information yet), or on the running
+        statistics, as evaluation does (False).
+    batch_size, covariance: as for :func:`collect`.
+
+    Measuring uses no random numbers and leaves the batch-norm buffers as
+    they were, so a run with a tracker trains exactly as one without.
+    """
+
+    def __init__(self, images=500, seed=None, batch_size=256, batch_stats=True,
+                 covariance=True):
+        if is_integer(images):
+            check_number("RegionTracker", "images", images, integer=True, low=1)
+            self.count, self.images = int(images), None
+        else:
+            if getattr(images, "ndim", 0) < 2 or len(images) == 0:
+                raise ValueError(f"RegionTracker: images must be a number or an array of one "
+                                 f"or more images (N, ...), got "
+                                 f"{getattr(images, 'shape', type(images).__name__)}")
+            self.count, self.images = len(images), images
+        if seed is not None:
+            check_number("RegionTracker", "seed", seed, integer=True, low=0)
+        self.seed = seed
+        self.batch_size = check_number("RegionTracker", "batch_size", batch_size, integer=True,
+                                       low=1)
+        self.batch_stats = check_flag("RegionTracker", "batch_stats", batch_stats)
+        self.covariance = check_flag("RegionTracker", "covariance", covariance)
+        self.history = []
+
+    def on_fit_start(self, trainer):
+        if self.images is None:
+            dataset = trainer.train_loader.dataset
+            seed = trainer.seed if self.seed is None else self.seed
+            index = numpy.random.default_rng(seed).choice(
+                len(dataset), min(self.count, len(dataset)), replace=False)
+            self.images = dataset[numpy.sort(index)][0]
+        if not self.history and trainer.global_step == 0:
+            self.record(trainer)
+
+    def on_epoch_end(self, trainer):
+        self.record(trainer)
+
+    def record(self, trainer):
+        """Measure ``trainer.model`` now; append the entry to :attr:`history` and the file."""
+        stats = collect(trainer.model, self.images, batch_size=self.batch_size,
+                        batch_stats=self.batch_stats, covariance=self.covariance)
+        self.history.append({"epoch": trainer.epoch, "global_step": trainer.global_step,
+                             **model_summary(stats)})
+        if trainer.out_dir is not None:
+            text = json.dumps({"images": len(self.images), "batch_stats": self.batch_stats,
+                               "history": self.history}, indent=1)
+            atomic_write(os.path.join(trainer.out_dir, REGIONS_NAME),
+                         lambda f: f.write(text.encode()))
+
+    def state_dict(self):
+        return {"history": self.history, "images": self.count}
+
+    def load_state_dict(self, state):
+        """The history so far, and the number of images to draw (the same batch again)."""
+        self.history = list(state["history"])
+        if self.images is None:
+            self.count = state["images"]

@@ -4,12 +4,15 @@
     plots.plot_region_shares(panels, "runs/regions.png")
     plots.plot_largest_share_histogram(panels, "runs/largest_share.png")
     plots.plot_training_curves({"depth 8, BN": trainer.history}, "runs/curves.png")
+    plots.plot_region_history(tracker.history, "runs/regions.png")   # a RegionTracker's
+    plots.plot_region_comparison({"BN": bn.history, "no BN": plain.history}, "runs/cmp.png")
 
 matplotlib is imported only when a plot is drawn, and drawn with its Agg
 backend on a figure of our own: no window opens and pyplot's global state
 (and the user's choice of backend) is left alone.  Each figure is
-``PANEL_INCHES`` per panel at ``DPI`` dots per inch, saved without cropping,
-so its pixel size is known in advance; ``docs/diagnostics.md`` explains how to
+``PANEL_INCHES`` per panel at ``DPI`` dots per inch, and at least
+``MIN_WIDTH_INCHES`` wide (legible at the width of a docs page), saved without
+cropping, so its pixel size is known in advance; ``docs/diagnostics.md`` explains how to
 read the plots.
 """
 import math
@@ -21,10 +24,12 @@ from .diagnostics import DEGENERATE_SHARE
 from .fileio import atomic_write
 
 __all__ = ["plot_region_shares", "plot_largest_share_histogram", "plot_training_curves",
-           "figure_pixels", "DPI", "PANEL_INCHES"]
+           "plot_region_history", "plot_region_comparison", "figure_pixels", "DPI",
+           "PANEL_INCHES", "MIN_WIDTH_INCHES"]
 
 DPI = 100
-PANEL_INCHES = (4.5, 3.2)
+PANEL_INCHES = (5.0, 3.6)
+MIN_WIDTH_INCHES = 8.0
 MAX_COLUMNS = 2
 
 
@@ -33,10 +38,15 @@ def _grid(panels):
     return math.ceil(panels / columns), columns
 
 
+def _inches(panels):
+    rows, columns = _grid(panels)
+    return max(columns * PANEL_INCHES[0], MIN_WIDTH_INCHES), rows * PANEL_INCHES[1]
+
+
 def figure_pixels(panels):
     """(width, height) in pixels of a figure with ``panels`` panels."""
-    rows, columns = _grid(panels)
-    return round(columns * PANEL_INCHES[0] * DPI), round(rows * PANEL_INCHES[1] * DPI)
+    width, height = _inches(panels)
+    return round(width * DPI), round(height * DPI)
 
 
 def _figure(panels):
@@ -48,8 +58,7 @@ def _figure(panels):
         raise ImportError('plotting needs matplotlib, which is not installed: '
                           'pip install "minidl[plot]"') from exc
     rows, columns = _grid(panels)
-    figure = Figure(figsize=(columns * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI,
-                    layout="constrained")
+    figure = Figure(figsize=_inches(panels), dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for unused in axes[panels:]:
@@ -170,3 +179,73 @@ def plot_training_curves(histories, path, metrics=("train_loss", "test_accuracy"
         ax.tick_params(labelsize=7)
     figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=6)
     return _save(figure, path)
+
+
+# (key in a RegionTracker entry, axis label, factor) of the two panels of a region history
+_REGION_PANELS = (("degenerate_share", "degenerate units (%)", 100),
+                  ("mean_entropy", "normalized entropy", 1))
+
+
+def _check_history(history, what):
+    if not history:
+        raise ValueError(f"{what}: nothing to plot (an empty history)")
+
+
+def _region_lines(series, path, title=None):
+    """Two panels (degenerate share, entropy) against the epoch, one line per series.
+
+    ``series``: label -> (epochs, {key: values}, style).  The figure's legend
+    lists every label.
+    """
+    figure, axes = _figure(len(_REGION_PANELS))
+    from matplotlib.ticker import MaxNLocator   # importable once _figure has succeeded
+
+    for ax, (key, label, factor) in zip(axes, _REGION_PANELS):
+        for name, (epochs, values, style) in series.items():
+            ax.plot(epochs, [None if v is None else factor * v for v in values[key]],
+                    marker=".", label=name, **style)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (0: before training)", fontsize=8)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=6,
+                  ncols=2 if len(series) > 12 else 1)
+    return _save(figure, path)
+
+
+def plot_region_history(history, path, title=None):
+    """Per layer, the share of degenerate units and the mean normalized entropy vs the epoch.
+
+    ``history``: :attr:`minidl.diagnostics.RegionTracker.history` (one entry
+    per measurement, each with ``epoch`` and per-layer ``layers``).  One line
+    per layer, named ``layer i: NAME`` from input to output.  Returns ``path``.
+    """
+    _check_history(history, "plot_region_history")
+    epochs = [entry["epoch"] for entry in history]
+    series = {}
+    for i, layer in enumerate(history[0]["layers"]):
+        values = {key: [entry["layers"][i][key] for entry in history]
+                  for key, _, _ in _REGION_PANELS}
+        series[f"layer {i + 1}: {layer['layer']}"] = (epochs, values, {})
+    return _region_lines(series, path, title)
+
+
+def plot_region_comparison(histories, path, styles=None, title=None):
+    """Whole-model degenerate share and entropy vs the epoch, one line per run.
+
+    ``histories``: label -> a RegionTracker history (the pooled
+    ``degenerate_share`` and ``mean_entropy`` of each entry are drawn).
+    ``styles``: label -> keyword arguments for ``Axes.plot``.  Returns ``path``.
+    """
+    if not histories:
+        raise ValueError("plot_region_comparison: nothing to plot (got no histories)")
+    styles = styles or {}
+    series = {}
+    for label, history in histories.items():
+        _check_history(history, f"plot_region_comparison: {label!r}")
+        values = {key: [entry[key] for entry in history] for key, _, _ in _REGION_PANELS}
+        series[label] = ([entry["epoch"] for entry in history], values,
+                         styles.get(label, {}))
+    return _region_lines(series, path, title)

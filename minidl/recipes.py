@@ -264,7 +264,7 @@ def load_splits(dataset, root=None, download=False, limit=None, preprocessing=No
 
 
 def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=False, state=None,
-                  verbose=True, distributed=False, test=True):
+                  verbose=True, distributed=False, test=True, callbacks=()):
     """A :class:`~minidl.train.Trainer` for run ``config``, ready to ``fit()``.
 
     Loads and preprocesses the data (from ``root``, downloading with
@@ -275,7 +275,9 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     A ``config`` with more ``epochs`` than the state's extends the run: its
     schedule is rebuilt for the new length and taken to the step reached.
     ``config["device"]`` is set to ``device``.  ``test=False``: the test
-    split is never read and the trainer has no test loader.
+    split is never read and the trainer has no test loader.  ``callbacks``:
+    passed to the trainer (before ``state`` is restored, so they get their
+    saved state back).
 
     ``distributed``: one process of a data-parallel run over
     ``minidl.distributed``'s communicator: the model's batch norms become
@@ -316,7 +318,7 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
                       schedule=build_schedule(optimizer, config, len(train_loader)),
                       epochs=config["epochs"], seed=config["seed"], out_dir=out_dir,
                       config=config, extra_state={"preprocessing": preprocessing.state_dict()},
-                      verbose=verbose)
+                      callbacks=callbacks, verbose=verbose)
     if state is not None:
         trainer.load_state_dict(state)
         extended = config["epochs"] != trainer.config["epochs"]

@@ -18,7 +18,8 @@ Reproducibility: at the start of epoch ``e`` the global generators are seeded
 with ``minidl.manual_seed`` from ``(seed, e)``, and a checkpoint holds every
 other source of randomness (the loader's shuffling generator, the host
 generator within an epoch).  So on the CPU a run resumed from a checkpoint
-ends with the same weights, bit for bit, as a run never interrupted.  On a GPU
+ends with the same weights, bit for bit, as a run never interrupted (on the
+same machine, BLAS library and thread count: those set the rounding).  On a GPU
 that holds at epoch boundaries; within an epoch the device's dropout generator
 (whose state CuPy cannot save) restarts from a new seed.
 
@@ -180,6 +181,13 @@ class Trainer:
     config: JSON-ready facts about the run (model name, data set, hyper-parameters),
         saved in the checkpoint and ``log.json``.
     extra_state: more state for the checkpoint only (e.g. fitted preprocessing arrays).
+    callbacks: objects told about the run, each with any of the methods
+        ``on_fit_start(trainer)`` (each ``fit()``, before its first step),
+        ``on_epoch_end(trainer)`` (after an epoch's record joins ``history``,
+        before the checkpoint and logs are written), and ``state_dict()`` /
+        ``load_state_dict(state)``, whose state goes into the checkpoint under
+        the callback's class name (so a resumed run keeps it); e.g.
+        :class:`minidl.diagnostics.RegionTracker`.
     verbose: print a progress bar and one line per epoch.
 
     The model must already be on its device; batches go to the device of its
@@ -188,7 +196,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, train_loader, *, val_loader=None, test_loader=None,
                  schedule=None, epochs=1, seed=0, out_dir=None, log_every=20, config=None,
-                 extra_state=None, verbose=True):
+                 extra_state=None, callbacks=(), verbose=True):
         seed = check_number("Trainer", "seed", seed, integer=True, low=0)
         epochs = check_number("Trainer", "epochs", epochs, integer=True, low=1)
         log_every = check_number("Trainer", "log_every", log_every, integer=True, low=1)
@@ -200,6 +208,11 @@ class Trainer:
         self.config = dict(config or {})
         self.extra_state = dict(extra_state or {})
         self.verbose = verbose
+        self.callbacks = list(callbacks)
+        stateful = [type(c).__name__ for c in self.callbacks if hasattr(c, "state_dict")]
+        if len(set(stateful)) < len(stateful):
+            raise ValueError(f"Trainer: callbacks with a state must be of different classes "
+                             f"(their states are saved by class name), got {stateful}")
         self.device = _model_device(model)
         self.epoch = 0            # the epoch in progress, counted from 0
         self.step_in_epoch = 0    # steps of that epoch already done
@@ -224,6 +237,7 @@ class Trainer:
         """
         if self.out_dir is not None:
             os.makedirs(self.out_dir, exist_ok=True)
+        self._notify("on_fit_start")
         with _deferred_interrupts() as interrupt:
             try:
                 while self.epoch < self.epochs:
@@ -337,11 +351,17 @@ class Trainer:
         self._epoch_loader_state = self.train_loader.state_dict()   # the next epoch's start
         if self.verbose:
             print(_format_record(record, self.epochs), flush=True)
+        self._notify("on_epoch_end")
         if self.out_dir is not None:
             self.save_checkpoint()
             if self.best_epoch() == record["epoch"]:
                 self.save_checkpoint(os.path.join(self.out_dir, BEST_NAME))
             self.write_logs()
+
+    def _notify(self, event):
+        for callback in self.callbacks:
+            if hasattr(callback, event):
+                getattr(callback, event)(self)
 
     def best_epoch(self):
         """The finished epoch (from 1) of highest validation accuracy, the first of ties; or None."""
@@ -396,6 +416,8 @@ class Trainer:
             "history": self.history,
             "config": self.config,
             "extra": self.extra_state,
+            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
+                          if hasattr(c, "state_dict")},
         }
 
     def load_state_dict(self, state):
@@ -421,6 +443,11 @@ class Trainer:
         self.history = list(state["history"])
         self.config = dict(state["config"])
         self.extra_state = dict(state["extra"])
+        # a checkpoint of a run without callbacks (or of an older minidl) has none to restore
+        saved = state.get("callbacks", {})
+        for callback in self.callbacks:
+            if hasattr(callback, "load_state_dict") and type(callback).__name__ in saved:
+                callback.load_state_dict(saved[type(callback).__name__])
 
     def save_checkpoint(self, path=None):
         """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz)."""

@@ -1,6 +1,7 @@
 """The ``minidl`` command: train, eval, models, resume, and its error messages."""
 import contextlib
 import hashlib
+import importlib.util
 import io
 import json
 import math
@@ -417,3 +418,28 @@ def test_lr_sweep_chooses_on_validation_data_then_trains_and_records_it(tmp_path
     assert config["overrides"]["init"] == "orthogonal" and config["epochs"] == 2
     assert load_checkpoint(tmp_path / "checkpoint.npz")["config"]["lr_sweep"] == sweep
     assert f"chosen lr {config['lr']:g}" in out and "validating on 0.2 of the training" in out
+
+
+def test_track_regions_writes_the_history_and_a_resumed_run_goes_on_with_it(tmp_path, capsys):
+    assert train(tmp_path, "--track-regions", "16") == 0
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "regions.json").read_text())
+    history = saved["history"]
+    assert saved["images"] == 16 and saved["batch_stats"] is True
+    assert [e["epoch"] for e in history] == [0, 1, 2]
+    layers = [m for m in recipes.build_model(recipes.run_config("nin-small", "digits")).modules()
+              if isinstance(m, minidl.nn.ReLU)]
+    assert all(len(e["layers"]) == len(layers) for e in history)
+    assert all(0 <= layer["degenerate_share"] <= 1 for e in history for layer in e["layers"])
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "regions.png").stat().st_size > 5000
+        assert f"region statistics per epoch: {tmp_path / 'regions.json'}" in out
+    # the run's checkpoint holds the tracker: resuming without the flag keeps tracking
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 0
+    resumed = json.loads((tmp_path / "regions.json").read_text())["history"]
+    assert resumed[:3] == history and [e["epoch"] for e in resumed] == [0, 1, 2, 3]
+
+
+def test_without_track_regions_no_region_file_is_written(run):
+    assert not (run[0] / "regions.json").exists()
+    assert "RegionTracker" not in load_checkpoint(run[0] / "checkpoint.npz")["callbacks"]

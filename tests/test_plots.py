@@ -40,11 +40,12 @@ def test_region_share_bars_and_histograms(tmp_path, panels):
         assert png_size(path) == plots.figure_pixels(panels + 1)
 
 
-def test_figure_pixels_follow_the_panel_grid():
+def test_figure_pixels_follow_the_panel_grid_and_are_at_least_800_wide():
     width, height = (round(v * plots.DPI) for v in plots.PANEL_INCHES)
-    assert plots.figure_pixels(1) == (width, height)
+    assert plots.figure_pixels(1) == (round(plots.MIN_WIDTH_INCHES * plots.DPI), height)
     assert plots.figure_pixels(4) == (2 * width, 2 * height)
     assert plots.figure_pixels(5) == (2 * width, 3 * height)
+    assert min(plots.figure_pixels(n)[0] for n in range(1, 6)) >= 800
 
 
 @needs_matplotlib
@@ -82,6 +83,58 @@ def test_every_series_is_in_the_legend(tmp_path, monkeypatch):
     assert curves == [list(histories)]
 
 
+def region_history(layer_names, epochs, seed):
+    """A RegionTracker-like history of random numbers."""
+    rng = numpy.random.default_rng(seed)
+    return [{"epoch": e, "degenerate_share": rng.random(), "mean_entropy": rng.random(),
+             "layers": [{"layer": name, "degenerate_share": rng.random(),
+                         "mean_entropy": rng.random()} for name in layer_names]}
+            for e in range(epochs + 1)]
+
+
+def plotted_lines(monkeypatch, draw):
+    """label -> (x, y) of every line in every panel of the one figure ``draw()`` saves."""
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure) or path)
+    draw()
+    (figure,) = figures
+    return [{line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+             for line in ax.get_lines()} for ax in figure.axes]
+
+
+@needs_matplotlib
+def test_region_history_draws_one_line_per_layer_in_both_panels(tmp_path, monkeypatch):
+    names = [f"features.{i}" for i in range(9)]
+    history = region_history(names, 3, 0)
+    assert png_size(plots.plot_region_history(history, tmp_path / "r.png")) == \
+        plots.figure_pixels(2)
+    degenerate, entropy = plotted_lines(monkeypatch,
+                                        lambda: plots.plot_region_history(history, "r"))
+    labels = [f"layer {i + 1}: {name}" for i, name in enumerate(names)]
+    assert list(degenerate) == list(entropy) == labels
+    for i, label in enumerate(labels):
+        assert degenerate[label] == ([0, 1, 2, 3],
+                                     [100 * e["layers"][i]["degenerate_share"] for e in history])
+        assert entropy[label][1] == [e["layers"][i]["mean_entropy"] for e in history]
+    legend = legend_labels(monkeypatch, lambda: plots.plot_region_history(history, "r"))
+    assert legend == [labels]
+
+
+@needs_matplotlib
+def test_region_comparison_draws_one_line_per_run(tmp_path, monkeypatch):
+    histories = {"BN": region_history(["a", "b"], 2, 1), "no BN": region_history(["a"], 2, 2)}
+    assert png_size(plots.plot_region_comparison(histories, tmp_path / "c.png")) == \
+        plots.figure_pixels(2)
+    degenerate, entropy = plotted_lines(
+        monkeypatch, lambda: plots.plot_region_comparison(histories, "c",
+                                                          styles={"BN": {"color": "k"}}))
+    for label, history in histories.items():
+        assert degenerate[label][1] == [100 * e["degenerate_share"] for e in history]
+        assert entropy[label][1] == [e["mean_entropy"] for e in history]
+    assert legend_labels(monkeypatch, lambda: plots.plot_region_comparison(histories, "c")) == \
+        [list(histories)]
+
+
 def test_empty_input_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="plot_region_shares: nothing to plot"):
         plots.plot_region_shares({}, tmp_path / "x.png")
@@ -89,6 +142,10 @@ def test_empty_input_is_an_error(tmp_path):
         plots.plot_largest_share_histogram({"a": []}, tmp_path / "x.png")
     with pytest.raises(ValueError, match="plot_training_curves: nothing to plot"):
         plots.plot_training_curves({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="plot_region_history: nothing to plot"):
+        plots.plot_region_history([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="plot_region_comparison: 'a': nothing to plot"):
+        plots.plot_region_comparison({"a": []}, tmp_path / "x.png")
 
 
 def test_missing_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):

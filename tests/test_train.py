@@ -16,7 +16,7 @@ import numpy
 import pytest
 
 import minidl
-from minidl import nn
+from minidl import diagnostics, nn
 from minidl.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minidl.data import DataLoader, load
 from minidl.optim import SGD, CosineAnnealingLR, weight_decay_groups
@@ -31,7 +31,8 @@ def digits():
     return ((x[:256] - mean) / std, y[:256]), ((tx[:200] - mean) / std, ty[:200])
 
 
-def make_trainer(digits, epochs=2, out_dir=None, lr=0.05, device="cpu", log_every=3, seed=7):
+def make_trainer(digits, epochs=2, out_dir=None, lr=0.05, device="cpu", log_every=3, seed=7,
+                 callbacks=()):
     """A fresh run: same seed, same model, same everything (only the device may differ)."""
     (x, y), test = digits
     minidl.manual_seed(seed)
@@ -42,7 +43,7 @@ def make_trainer(digits, epochs=2, out_dir=None, lr=0.05, device="cpu", log_ever
     schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     return Trainer(model, optimizer, loader, test_loader=DataLoader(test, 100), schedule=schedule,
                    epochs=epochs, seed=seed, out_dir=out_dir, log_every=log_every,
-                   config={"model": "mlp"}, verbose=False)
+                   config={"model": "mlp"}, callbacks=callbacks, verbose=False)
 
 
 def weights(trainer):
@@ -368,3 +369,71 @@ def test_a_validation_loader_is_scored_every_epoch_and_the_test_loader_at_the_en
     header = (tmp_path / "log.csv").read_text().splitlines()[0].split(",")
     assert header[5:9] == ["val_loss", "val_accuracy", "test_loss", "test_accuracy"]
     assert make_trainer(digits).best_epoch() is None
+
+
+# --------------------------------------------------------------------------- region tracking
+
+def test_region_tracker_records_step_0_and_every_epoch_as_diagnostics_measures(digits,
+                                                                                tmp_path,
+                                                                                device):
+    tracker = diagnostics.RegionTracker(64, seed=3, batch_size=40)
+    trainer = make_trainer(digits, epochs=2, out_dir=tmp_path, callbacks=[tracker],
+                           device=device)
+    # the same initial model, measured directly on the batch the seed picks
+    initial = make_trainer(digits, epochs=2, device=device).model
+    images = digits[0][0][numpy.sort(numpy.random.default_rng(3).choice(256, 64, replace=False))]
+    expected = diagnostics.model_summary(diagnostics.collect(initial, images, batch_size=40,
+                                                             batch_stats=True))
+    trainer.fit()
+    assert numpy.array_equal(tracker.images, images)
+    history = tracker.history
+    assert len(history) == trainer.epochs + 1
+    assert [(e["epoch"], e["global_step"]) for e in history] == [(0, 0), (1, 8), (2, 16)]
+    assert history[0] == {"epoch": 0, "global_step": 0, **expected}
+    assert [layer["layer"] for layer in history[0]["layers"]] == ["3"]
+    assert history[-1]["layers"][0]["condition_number"] is not None
+    final = diagnostics.collect(trainer.model, images, batch_size=40, batch_stats=True)
+    assert history[-1] == {"epoch": 2, "global_step": 16, **diagnostics.model_summary(final)}
+    assert history[0] != history[-1]         # training moved the regions
+    saved = json.loads((tmp_path / diagnostics.REGIONS_NAME).read_text())
+    assert saved == {"images": 64, "batch_stats": True, "history": history}
+
+
+def test_tracking_regions_does_not_change_training(digits):
+    plain = make_trainer(digits, epochs=2)
+    plain.fit()
+    tracked = make_trainer(digits, epochs=2, callbacks=[diagnostics.RegionTracker(50)])
+    tracked.fit()
+    assert_same_state(weights(plain), weights(tracked))      # buffers included
+    assert plain.history[-1]["test_loss"] == tracked.history[-1]["test_loss"]
+
+
+def test_resume_keeps_the_region_history(digits, tmp_path):
+    whole = diagnostics.RegionTracker(50)
+    make_trainer(digits, epochs=3, callbacks=[whole]).fit()
+    first = diagnostics.RegionTracker(50)
+    trainer = make_trainer(digits, epochs=3, out_dir=tmp_path, callbacks=[first])
+    interrupt_at(trainer, 12)            # in epoch 2: a checkpoint after steps 1-12
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit()
+    assert len(first.history) == 2
+    second = diagnostics.RegionTracker(50)
+    resumed = make_trainer(digits, epochs=3, out_dir=tmp_path, callbacks=[second])
+    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert second.history == first.history
+    resumed.fit()
+    assert second.history == whole.history and len(second.history) == 4
+    saved = json.loads((tmp_path / diagnostics.REGIONS_NAME).read_text())
+    assert saved["history"] == whole.history
+
+
+def test_region_tracker_and_callbacks_check_their_arguments(digits):
+    with pytest.raises(ValueError, match="RegionTracker: images must be"):
+        diagnostics.RegionTracker(0)
+    with pytest.raises(ValueError, match=r"images must be a number or an array .* got \(3,\)"):
+        diagnostics.RegionTracker(numpy.zeros(3))
+    with pytest.raises(TypeError, match="RegionTracker: batch_stats must be True or False"):
+        diagnostics.RegionTracker(10, batch_stats=1)
+    with pytest.raises(ValueError, match="callbacks with a state must be of different classes"):
+        make_trainer(digits, callbacks=[diagnostics.RegionTracker(5),
+                                        diagnostics.RegionTracker(6)])
