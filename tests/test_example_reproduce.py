@@ -10,6 +10,7 @@ from test_examples import example
 from minidl import models, recipes
 from minidl.data import download
 from minidl.data.idx import write_idx
+from minidl.train import TrainingError
 
 reproduce = example("reproduce.py")
 TINY = ["--size", "small", "--limit", "8", "--epochs", "1", "--batch-size", "8"]
@@ -115,3 +116,16 @@ def test_mnist_and_svhn_and_a_model_minidl_lacks(data_root, tmp_path, monkeypatc
     published = {row["dataset"]: row["published"]["test_error"] for row in results["summary"]}
     assert published == {"mnist": 0.47, "svhn": 2.35}
     assert all(0 <= r["test_error"] <= 100 for r in results["runs"])
+
+
+def test_a_diverged_run_is_counted_and_never_averaged(data_root, tmp_path, monkeypatch):
+    def diverge(self):
+        raise TrainingError("the loss became nan at epoch 1, step 1")
+    monkeypatch.setattr(recipes.Trainer, "fit", diverge)
+    results = reproduce.main(["--data-dir", str(data_root), "--out", str(tmp_path),
+                              "--datasets", "mnist", "--models", "nin", "--seeds", "0", *TINY])
+    (run,) = results["runs"]
+    assert run["diverged"] and run["test_error"] is None
+    (row,) = results["summary"]
+    assert (row["mean"], row["diverged"], row["test_errors"]) == (None, 1, [])
+    assert "| mnist | nin-small | diverged | - | 0.47 |" in (tmp_path / "results.md").read_text()
