@@ -367,6 +367,10 @@ def read_run(checkpoint):
     config = state.get("config") or {}
     if "model" not in config:
         raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
+    if config.get("dataset") in DEFAULTS:
+        # a run from before preprocess and augment were settings trained with the defaults
+        for key in ("preprocess", "augment"):
+            config.setdefault(key, DEFAULTS[config["dataset"]][key])
     return path, state, config
 
 

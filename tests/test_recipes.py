@@ -285,6 +285,20 @@ def test_load_run_refuses_a_checkpoint_without_a_run_config(tmp_path):
         recipes.read_run(tmp_path)
 
 
+def test_a_checkpoint_from_before_preprocess_and_augment_gets_the_defaults(trained, tmp_path):
+    out, config, _ = trained
+    _, state, _ = recipes.read_run(out)
+    for key in ("preprocess", "augment"):
+        del state["config"][key]
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, state)
+    _, old_state, old = recipes.read_run(tmp_path)
+    assert (old["preprocess"], old["augment"]) == ("per-channel", "none")
+    assert old_state["config"] is old
+    raw, _ = recipes.load_data("digits", "test", limit=8)
+    numpy.testing.assert_array_equal(recipes.load_run(tmp_path).prepare(raw),
+                                     recipes.load_run(out).prepare(raw))
+
+
 def test_load_run_predicts_on_raw_images_what_the_trainer_scored(trained):
     out, config, trainer = trained
     model = minidl.load_run(out)
