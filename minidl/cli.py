@@ -103,7 +103,7 @@ def _train_arguments(parser):
     run.add_argument("--preprocess", choices=recipes.PREPROCESSING,
                      help="gcn-zca: global contrast normalization + ZCA whitening fitted on the "
                           "training images (maxout, NIN); per-image: each image to mean 0, std "
-                          "1 (MIN); per-channel: each channel to mean 0, std 1 "
+                          "1; per-channel: each channel to mean 0, std 1 "
                           + _per_dataset("preprocess"))
     run.add_argument("--augment", choices=recipes.AUGMENTATIONS,
                      help="per-batch augmentation: random crops of the image padded by 4 "

@@ -164,7 +164,8 @@ def build_preprocessing(dataset, preprocess=None):
       norm 55) then ZCA whitening fitted on the training images, the pipeline
       of Goodfellow et al.'s maxout and Lin et al.'s NIN CIFAR experiments.
     * ``per-image``: every image to mean 0 and standard deviation 1 over its
-      own C*H*W values; nothing fitted (Chang & Chen's MIN).
+      own C*H*W values; nothing fitted (the preprocessing attributed to Chang
+      & Chen's MIN; not confirmed from their paper's text).
     * ``per-channel``: each channel to mean 0 and standard deviation 1 with
       statistics of the training images.
     """
