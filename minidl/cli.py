@@ -115,6 +115,15 @@ def _train_arguments(parser):
     run.add_argument("--limit", type=_positive_int, metavar="N",
                      help="use only the first N training and N test images (quick trials; "
                           "default: all)")
+    run.add_argument("--preprocess", choices=recipes.PREPROCESSING,
+                     help="gcn-zca: global contrast normalization + ZCA whitening fitted on the "
+                          "training images (maxout, NIN); per-image: each image to mean 0, std "
+                          "1; per-channel: each channel to mean 0, std 1 "
+                          + _per_dataset("preprocess"))
+    run.add_argument("--augment", choices=recipes.AUGMENTATIONS,
+                     help="per-batch augmentation: random crops of the image padded by 4 "
+                          "(crop), and horizontal flips (crop-flip: CIFAR only) "
+                          + _per_dataset("augment"))
     run.add_argument("--val-split", type=_fraction, metavar="FRACTION",
                      help="hold out this fraction of every class of the training images "
                           "(seeded by --seed) to validate on after each epoch, keep the best "

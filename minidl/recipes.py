@@ -39,7 +39,9 @@ from .optim import (SGD, Adam, CosineAnnealingLR, LinearWarmup, MultiStepLR, Seq
                     weight_decay_groups)
 from .train import CHECKPOINT_NAME, Trainer, TrainingError
 
-__all__ = ["DEFAULTS", "ADAM_LR", "CHOSEN_LR", "SWEEP_EPOCHS", "SWEEP_VAL_SPLIT", "sweep_lr", "EVAL_BATCH_SIZE", "HYPERPARAMETERS", "MODEL_OVERRIDES",
+__all__ = ["DEFAULTS", "ADAM_LR", "CHOSEN_LR", "SWEEP_EPOCHS", "SWEEP_VAL_SPLIT", "sweep_lr",
+           "EVAL_BATCH_SIZE", "HYPERPARAMETERS", "MODEL_OVERRIDES", "PREPROCESSING",
+           "AUGMENTATIONS",
            "hyperparameters", "run_config", "build_preprocessing", "build_augmentation",
            "build_model", "build_optimizer", "build_schedule", "load_data", "split_validation",
            "load_splits", "build_trainer", "read_run", "restore_model", "restore_preprocessing",
@@ -48,18 +50,24 @@ __all__ = ["DEFAULTS", "ADAM_LR", "CHOSEN_LR", "SWEEP_EPOCHS", "SWEEP_VAL_SPLIT"
 # Hyper-parameters per data set when none is given.  Learning rates are for SGD with
 # momentum; optimizer="adam" without an lr uses ADAM_LR.  digits: a short run on 4,000
 # images, so no dropout (it slows the first epochs most); min-small then reaches about
-# 98% test accuracy in about 80 s on 2 CPU cores.
+# 98% test accuracy in about 80 s on 2 CPU cores.  preprocess and augment: see
+# build_preprocessing and build_augmentation.
 DEFAULTS = {
     "digits": dict(epochs=6, batch_size=64, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                   optimizer="sgd", schedule="cosine", warmup=0, dropout=0.0),
+                   optimizer="sgd", schedule="cosine", warmup=0, dropout=0.0,
+                   preprocess="per-channel", augment="none"),
     "mnist": dict(epochs=15, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                  optimizer="sgd", schedule="cosine", warmup=1),
+                  optimizer="sgd", schedule="cosine", warmup=1, preprocess="per-channel",
+                  augment="none"),
     "cifar10": dict(epochs=100, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                    optimizer="sgd", schedule="cosine", warmup=2),
+                    optimizer="sgd", schedule="cosine", warmup=2, preprocess="gcn-zca",
+                    augment="crop-flip"),
     "cifar100": dict(epochs=100, batch_size=128, lr=0.1, momentum=0.9, weight_decay=5e-4,
-                     optimizer="sgd", schedule="cosine", warmup=2),
+                     optimizer="sgd", schedule="cosine", warmup=2, preprocess="gcn-zca",
+                     augment="crop-flip"),
     "svhn": dict(epochs=30, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                 optimizer="sgd", schedule="cosine", warmup=1),
+                 optimizer="sgd", schedule="cosine", warmup=1, preprocess="per-channel",
+                 augment="none"),
 }
 ADAM_LR = 1e-3
 # The SGD learning rate per model on digits when none is given, each chosen on a validation
@@ -74,10 +82,14 @@ SWEEP_VAL_SPLIT = 0.2      # held out for a sweep when the run has no val_split 
 EVAL_BATCH_SIZE = 500
 # the settings of a run besides model and data set, in the order a run config lists them
 HYPERPARAMETERS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer",
-                   "schedule", "warmup", "seed", "limit", "val_split")
+                   "schedule", "warmup", "seed", "limit", "val_split", "preprocess", "augment")
 MODEL_OVERRIDES = ("dropout", "pieces", "init")     # passed to minidl.models.create
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "none")
+PREPROCESSING = ("gcn-zca", "per-image", "per-channel")
+AUGMENTATIONS = ("none", "crop", "crop-flip")
+# mirrored, a digit turns into another shape (or another digit): crop-flip only on these
+MIRRORABLE = ("cifar10", "cifar100")
 
 
 # ---------------------------------------------------------------------------- configs
@@ -90,6 +102,9 @@ def hyperparameters(dataset, **given):
     images, and ``val_split`` (the fraction of the training images held out
     for validation, see :func:`split_validation`) to None: none.  ``warmup``
     counts epochs of linear warm-up from lr/10 and must be fewer than ``epochs``.
+    ``preprocess`` is one of :data:`PREPROCESSING` (see
+    :func:`build_preprocessing`), ``augment`` one of :data:`AUGMENTATIONS`
+    (see :func:`build_augmentation`; crop-flip on CIFAR only).
     """
     if dataset not in DEFAULTS:
         raise ValueError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -102,10 +117,14 @@ def hyperparameters(dataset, **given):
                 for key in HYPERPARAMETERS}
     if given.get("lr") is None and settings["optimizer"] == "adam":
         settings["lr"] = ADAM_LR
-    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                         ("preprocess", PREPROCESSING), ("augment", AUGMENTATIONS)):
         if settings[key] not in choices:
             raise ValueError(f"hyperparameters: {key} must be one of {', '.join(choices)}, "
                              f"got {settings[key]!r}")
+    if settings["augment"] == "crop-flip" and dataset not in MIRRORABLE:
+        raise ValueError(f"hyperparameters: augment crop-flip mirrors images, which changes "
+                         f"what a digit means; for {dataset} use crop or none")
 
     def check(key, **limits):
         settings[key] = check_number("hyperparameters", key, settings[key], **limits)
@@ -152,28 +171,50 @@ def run_config(model, dataset, **given):
 
 # ---------------------------------------------------------------------------- building a run
 
-def build_preprocessing(dataset):
-    """The deterministic preprocessing of ``dataset``, not yet fitted.
+def build_preprocessing(dataset, preprocess=None):
+    """The deterministic preprocessing ``preprocess`` (see below), not yet fitted.
 
     Fitted on the training images and applied once to every split (its fitted
-    state goes into the checkpoint): global contrast normalization + ZCA
-    whitening for CIFAR (as in the NIN paper), per-channel
-    standardization otherwise.
+    state goes into the checkpoint).  None stands for the data set's default
+    (:data:`DEFAULTS`): gcn-zca for CIFAR, per-channel otherwise.
+
+    * ``gcn-zca``: global contrast normalization of every image (mean 0, L2
+      norm 55) then ZCA whitening fitted on the training images, as in the NIN
+      paper's CIFAR pipeline (and Goodfellow et al.'s maxout).
+    * ``per-image``: every image to mean 0 and standard deviation 1 over its
+      own C*H*W values; nothing fitted (the preprocessing attributed to Chang
+      & Chen's MIN; not confirmed from their paper's text).
+    * ``per-channel``: each channel to mean 0 and standard deviation 1 with
+      statistics of the training images.
     """
-    if dataset in ("cifar10", "cifar100"):
+    preprocess = preprocess or DEFAULTS[dataset]["preprocess"]
+    if preprocess == "gcn-zca":
         return Compose([GlobalContrastNormalization(), ZCAWhitening()])
-    return Compose([Normalize()])
+    if preprocess == "per-image":
+        return Compose([GlobalContrastNormalization(scale=1.0, use_std=True)])
+    if preprocess == "per-channel":
+        return Compose([Normalize()])
+    raise ValueError(f"build_preprocessing: preprocess must be one of "
+                     f"{', '.join(PREPROCESSING)}, got {preprocess!r}")
 
 
-def build_augmentation(dataset):
-    """The per-batch augmentation of ``dataset``'s training loader, or None.
+def build_augmentation(dataset, augment=None):
+    """The per-batch augmentation ``augment`` of ``dataset``'s training loader, or None.
 
-    Random 32x32 crops of the image padded by 4 and horizontal flips for
-    CIFAR; none for digits, MNIST and SVHN (flipping a digit changes its meaning).
+    ``crop``: random crops of the image's size out of the image padded by 4;
+    ``crop-flip``: the same and a horizontal flip of half the images;
+    ``none``: None.  None stands for the data set's default (:data:`DEFAULTS`):
+    crop-flip for CIFAR, none for digits, MNIST and SVHN (the papers train
+    those without augmentation, and a mirrored digit is another shape).
     """
-    if dataset in ("cifar10", "cifar100"):
-        return Compose([RandomCrop(32, padding=4), RandomHorizontalFlip()])
-    return None
+    augment = augment or DEFAULTS[dataset]["augment"]
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"build_augmentation: augment must be one of "
+                         f"{', '.join(AUGMENTATIONS)}, got {augment!r}")
+    if augment == "none":
+        return None
+    crop = RandomCrop(dataset_info(dataset)["image_size"], padding=4)
+    return Compose([crop, RandomHorizontalFlip()] if augment == "crop-flip" else [crop])
 
 
 def build_model(config):
@@ -240,22 +281,23 @@ def split_validation(images, labels, fraction, seed=0):
 
 
 def load_splits(dataset, root=None, download=False, limit=None, preprocessing=None,
-                val_split=None, seed=0, test=True):
+                val_split=None, seed=0, test=True, preprocess=None):
     """``(preprocessing, train, val, test)``: the splits, preprocessed, as ``(images, labels)``.
 
     ``val``: the part of the (first ``limit``) training images that
     :func:`split_validation` holds out with ``val_split`` and ``seed``; None
     without a ``val_split``.  ``test=False``: the test split is not even
-    read, and ``test`` is None (what a learning-rate sweep needs).  ``preprocessing``: an already fitted one (a
-    resumed run's); None builds :func:`build_preprocessing` and fits it on
-    the training images (without the validation part).
+    read, and ``test`` is None (what a learning-rate sweep needs).
+    ``preprocessing``: an already fitted one (a resumed run's); None builds
+    :func:`build_preprocessing` of ``preprocess`` and fits it on the training
+    images (without the validation part).
     """
     train = load_data(dataset, "train", root, download, limit)
     val = None
     if val_split is not None:
         train, val = split_validation(*train, val_split, seed)
     if preprocessing is None:
-        preprocessing = build_preprocessing(dataset)
+        preprocessing = build_preprocessing(dataset, preprocess)
         preprocessing.fit(train[0])
     test = load_data(dataset, "test", root, download, limit, preprocessing) if test else None
     if val is not None:
@@ -293,7 +335,7 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     fitted = None if state is None else restore_preprocessing(state)
     preprocessing, train, val, test = load_splits(dataset, root, download, config["limit"],
                                                   fitted, config.get("val_split"),
-                                                  config["seed"], test)
+                                                  config["seed"], test, config.get("preprocess"))
     backend.manual_seed(config["seed"])
     model = build_model(config).to(device)
     batch_size, sampler = config["batch_size"], None
@@ -310,7 +352,8 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
         out_dir = out_dir if communicator.rank == 0 else None
     train_loader = DataLoader(train, batch_size, shuffle=sampler is None, drop_last=False,
                               seed=config["seed"], prefetch=2,
-                              transform=build_augmentation(dataset), sampler=sampler)
+                              transform=build_augmentation(dataset, config.get("augment")),
+                              sampler=sampler)
     optimizer = build_optimizer(model, config)
     trainer = Trainer(model, optimizer, train_loader,
                       val_loader=None if val is None else DataLoader(val, EVAL_BATCH_SIZE),
@@ -395,6 +438,10 @@ def read_run(checkpoint):
     config = state.get("config") or {}
     if "model" not in config:
         raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
+    if config.get("dataset") in DEFAULTS:
+        # a run from before preprocess and augment were settings trained with the defaults
+        for key in ("preprocess", "augment"):
+            config.setdefault(key, DEFAULTS[config["dataset"]][key])
     return path, state, config
 
 
@@ -415,8 +462,12 @@ def restore_model(state, device="cpu"):
 
 
 def restore_preprocessing(state):
-    """The fitted preprocessing of a checkpoint ``state``, for its config's data set."""
-    preprocessing = build_preprocessing(state["config"]["dataset"])
+    """The fitted preprocessing of a checkpoint ``state``: its config's, with the fitted state.
+
+    A checkpoint from before ``preprocess`` was a setting gets its data set's default.
+    """
+    config = state["config"]
+    preprocessing = build_preprocessing(config["dataset"], config.get("preprocess"))
     preprocessing.load_state_dict(state["extra"]["preprocessing"])
     return preprocessing
 

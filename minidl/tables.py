@@ -8,10 +8,10 @@
     relu   0.2
 
 Used by ``minidl models``, ``minidl diagnose``, the examples and the
-benchmarks.  It imports nothing, so any module may use it.
+benchmarks; :func:`markdown_table` writes the same cells for a results page.  It imports nothing, so any module may use it.
 """
 
-__all__ = ["format_table"]
+__all__ = ["format_table", "markdown_table"]
 
 
 def format_table(header, rows, *, align=None, rule=True):
@@ -39,3 +39,9 @@ def format_table(header, rows, *, align=None, rule=True):
     if rule:
         lines.insert(1, "-" * (sum(widths) + 2 * (columns - 1)))
     return "\n".join(lines)
+
+
+def markdown_table(header, rows):
+    """``header`` and ``rows`` (as for :func:`format_table`) as a Markdown (pipe) table."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])

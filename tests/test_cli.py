@@ -443,3 +443,33 @@ def test_track_regions_writes_the_history_and_a_resumed_run_goes_on_with_it(tmp_
 def test_without_track_regions_no_region_file_is_written(run):
     assert not (run[0] / "regions.json").exists()
     assert "RegionTracker" not in load_checkpoint(run[0] / "checkpoint.npz")["callbacks"]
+
+
+def test_preprocess_and_augment_are_run_flags_saved_and_kept_on_resume(tmp_path, capsys):
+    make_cifar(tmp_path / "data" / "cifar10", "cifar10", n=4)
+    out = tmp_path / "run"
+    flags = ["--model", "nin-small", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),
+             "--limit", "16", "--batch-size", "16", "--warmup", "0"]
+    assert main(["train", *flags, "--epochs", "1", "--preprocess", "per-image", "--augment",
+                 "none", "--out", str(out)]) == 0
+    trained = capsys.readouterr().out.strip().splitlines()[-1]
+    config = json.loads((out / "log.json").read_text())["config"]
+    assert (config["preprocess"], config["augment"]) == ("per-image", "none")
+    assert main(["eval", str(out), "--data-dir", str(tmp_path / "data"), "--limit", "16"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == trained
+    assert "--augment crop-flip differs from the resumed run's 'none'" in error_of(
+        capsys, ["train", "--resume", str(out), "--epochs", "2", "--augment", "crop-flip"])
+    assert "--preprocess gcn-zca differs from the resumed run's 'per-image'" in error_of(
+        capsys, ["train", "--resume", str(out), "--epochs", "2", "--preprocess", "gcn-zca"])
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--augment", "none",
+                 "--data-dir", str(tmp_path / "data")]) == 0
+    capsys.readouterr()
+    config = json.loads((out / "log.json").read_text())["config"]
+    assert (config["preprocess"], config["augment"], config["epochs"]) == ("per-image", "none", 2)
+    default = recipes.run_config("nin-small", "cifar10")
+    assert (default["preprocess"], default["augment"]) == ("gcn-zca", "crop-flip")
+    assert "augment crop-flip mirrors images, which changes what a digit means; for svhn use " \
+           "crop or none" in error_of(capsys, ["train", "--model", "nin-small", "--dataset",
+                                               "svhn", "--augment", "crop-flip"])
+    assert "argument --preprocess: invalid choice: 'zca'" in parser_error(
+        capsys, ["train", *flags, "--preprocess", "zca"])

@@ -12,8 +12,9 @@ from cifar_files import make_cifar
 import minidl
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-# tested in tests/test_example_bn_regions.py (its --quick run takes its own file)
-TESTED_ELSEWHERE = {"bn_regions.py"}
+# tested in tests/test_example_bn_regions.py and tests/test_example_reproduce.py (each
+# run takes its own file)
+TESTED_ELSEWHERE = {"bn_regions.py", "reproduce.py"}
 TESTED_HERE = {"bn_gradients.py", "maxout_gradients.py", "gradcheck_your_op.py",
                "train_mnist.py", "train_cifar10.py"}
 

@@ -1,12 +1,14 @@
 """minidl.recipes: per-data-set defaults, building a run, restoring it from its checkpoint."""
 import numpy
 import pytest
+from cifar_files import make_cifar
 
 import minidl
 from minidl import recipes
 from minidl.checkpoint import CheckpointError, save_checkpoint
 from minidl.data.datasets import DIGITS_DIR
-from minidl.data.transforms import ZCAWhitening
+from minidl.data.transforms import (GlobalContrastNormalization, Normalize, RandomCrop,
+                                    RandomHorizontalFlip, ZCAWhitening)
 from minidl.nn import Dropout
 from minidl.optim import SGD, Adam, LinearWarmup
 from minidl.train import CHECKPOINT_NAME, Trainer, TrainingError
@@ -21,11 +23,13 @@ def test_every_data_set_has_defaults_and_given_values_replace_them():
                       "lr": recipes.CHOSEN_LR["min-small"], "momentum": 0.9,
                       "weight_decay": 5e-4, "optimizer": "sgd", "schedule": "cosine",
                       "warmup": 0, "seed": 0, "limit": None, "val_split": None,
+                      "preprocess": "per-channel", "augment": "none",
                       "overrides": {"dropout": 0.0, "init": "orthogonal"},
                       "minidl_version": minidl.__version__}
     cifar = recipes.run_config("min", "cifar10", epochs=3, warmup=None, pieces=2)
     assert (cifar["epochs"], cifar["warmup"], cifar["overrides"]) == \
         (3, 2, {"pieces": 2, "init": "orthogonal"})
+    assert (cifar["preprocess"], cifar["augment"]) == ("gcn-zca", "crop-flip")
     assert recipes.run_config("nin", "svhn")["lr"] == 0.05
     assert recipes.run_config("nin", "digits", dropout=0.5, init="default")["overrides"] == \
         {"dropout": 0.5, "init": "default"}
@@ -56,6 +60,11 @@ def test_adam_takes_its_own_default_rate_unless_one_is_given():
     ({"seed": True}, TypeError, r"seed must be an integer, got True"),
     ({"limit": 0}, ValueError, r"limit must be >= 1, got 0"),
     ({"schedule": "linear"}, ValueError, r"schedule must be one of cosine, step, none"),
+    ({"preprocess": "zca"}, ValueError,
+     r"preprocess must be one of gcn-zca, per-image, per-channel, got 'zca'"),
+    ({"augment": "flip"}, ValueError, r"augment must be one of none, crop, crop-flip"),
+    ({"augment": "crop-flip"}, ValueError,
+     r"augment crop-flip mirrors images, .* for digits use crop or none"),
     ({"momentun": 0.5}, ValueError, r"unknown setting\(s\) 'momentun'"),
 ])
 def test_hyperparameters_are_checked(given, error, message):
@@ -127,9 +136,17 @@ def test_build_schedule_warms_up_then_follows_the_schedule_in_iterations():
 
 def test_preprocessing_and_augmentation_per_data_set():
     assert recipes.build_augmentation("digits") is None
-    assert recipes.build_augmentation("cifar10") is not None
-    assert any(isinstance(t, ZCAWhitening)
-               for t in recipes.build_preprocessing("cifar100").transforms)
+    assert recipes.build_augmentation("svhn", "none") is None
+    crop_flip = recipes.build_augmentation("cifar10")
+    assert [type(t) for t in crop_flip.transforms] == [RandomCrop, RandomHorizontalFlip]
+    (crop,) = recipes.build_augmentation("mnist", "crop").transforms
+    assert (crop.size, crop.padding) == ((28, 28), 4)
+    assert [type(t) for t in recipes.build_preprocessing("cifar100").transforms] == [
+        GlobalContrastNormalization, ZCAWhitening]
+    assert [type(t) for t in recipes.build_preprocessing("svhn").transforms] == [Normalize]
+    for build, name in ((recipes.build_preprocessing, "zca"), (recipes.build_augmentation, "x")):
+        with pytest.raises(ValueError, match=f"must be one of .*, got '{name}'"):
+            build("cifar10", name)
     preprocessing, (train_x, train_y), val, (test_x, test_y) = recipes.load_splits("digits",
                                                                                    limit=50)
     assert val is None
@@ -138,6 +155,92 @@ def test_preprocessing_and_augmentation_per_data_set():
     raw, labels = recipes.load_data("digits", "test", limit=50)
     numpy.testing.assert_array_equal(preprocessing(raw), test_x)
     numpy.testing.assert_array_equal(labels, test_y)
+
+
+def correlated_images(n=400, shape=(3, 4, 4), seed=0):
+    """Images whose pixels are correlated (a random mixing of independent noise), in [0, 1]."""
+    rng = numpy.random.default_rng(seed)
+    d = int(numpy.prod(shape))
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) / d + rng.uniform(0, 1, (n, 1))
+    return ((x - x.min()) / (x.max() - x.min())).astype(numpy.float32).reshape(n, *shape)
+
+
+def test_gcn_zca_normalizes_every_image_then_whitens_the_training_set():
+    x = correlated_images()
+    pipeline = recipes.build_preprocessing("cifar10", "gcn-zca").fit(x)
+    gcn, zca = pipeline.transforms
+    flat = gcn(x).reshape(len(x), -1).astype(numpy.float64)
+    numpy.testing.assert_allclose(flat.mean(axis=1), 0, atol=1e-4)     # values of about 8
+    numpy.testing.assert_allclose(numpy.linalg.norm(flat, axis=1), 55, rtol=1e-5)
+    # whitened: covariance C (C + eps I)^-1 for the covariance C of the normalized images,
+    # the identity but in the directions of variance below eps
+    white = pipeline(x).reshape(len(x), -1).astype(numpy.float64)
+    cov = numpy.cov(flat, rowvar=False, bias=True)
+    expected = cov @ numpy.linalg.inv(cov + zca.eps * numpy.eye(len(cov)))
+    numpy.testing.assert_allclose(numpy.cov(white, rowvar=False, bias=True), expected,
+                                  atol=2e-4)
+    strong = numpy.linalg.eigvalsh(cov) > 100 * zca.eps
+    assert strong.sum() > len(cov) // 2
+    spectrum = numpy.linalg.eigvalsh(numpy.cov(white, rowvar=False, bias=True))
+    numpy.testing.assert_allclose(spectrum[-strong.sum():], 1, atol=0.011)
+    numpy.testing.assert_allclose(white.mean(axis=0), 0, atol=1e-4)
+
+
+def test_per_image_standardization_needs_no_fit_and_standardizes_each_image():
+    x = correlated_images(20)
+    pipeline = recipes.build_preprocessing("cifar10", "per-image").fit(x[:5])
+    out = pipeline(x).reshape(20, -1).astype(numpy.float64)
+    flat = x.reshape(20, -1).astype(numpy.float64)
+    numpy.testing.assert_allclose(out, (flat - flat.mean(axis=1, keepdims=True))
+                                  / flat.std(axis=1, ddof=1, keepdims=True), rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(out.std(axis=1, ddof=1), 1, rtol=1e-5)
+    assert pipeline.state_dict() == {}
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory):
+    """A CIFAR-10 archive in the canonical format: 5 x 20 training images, 20 test images."""
+    root = tmp_path_factory.mktemp("data")
+    make_cifar(root / "cifar10", "cifar10", n=20)
+    return root
+
+
+@pytest.mark.parametrize("preprocess", recipes.PREPROCESSING)
+def test_preprocessing_is_fitted_on_the_training_images_only(cifar_root, preprocess):
+    preprocessing, train, val, test = recipes.load_splits("cifar10", cifar_root, limit=60,
+                                                          val_split=0.25, preprocess=preprocess)
+    (raw_train, labels), _ = recipes.split_validation(
+        *recipes.load_data("cifar10", "train", cifar_root, limit=60), 0.25)
+    by_hand = recipes.build_preprocessing("cifar10", preprocess).fit(raw_train)
+    assert preprocessing.state_dict().keys() == by_hand.state_dict().keys()
+    for key, state in by_hand.state_dict().items():
+        for name, value in state.items():
+            numpy.testing.assert_array_equal(preprocessing.state_dict()[key][name], value)
+    numpy.testing.assert_array_equal(train[0], by_hand(raw_train))
+    numpy.testing.assert_array_equal(train[1], labels)
+    raw_test, _ = recipes.load_data("cifar10", "test", cifar_root, limit=60)
+    numpy.testing.assert_array_equal(test[0], by_hand(raw_test))
+    assert len(train[1]) == 45 and len(val[1]) == 15 and len(test[1]) == 20
+
+
+@pytest.mark.parametrize("preprocess, augment", [("gcn-zca", "none"), ("per-image", "crop")])
+def test_preprocess_and_augment_are_kept_in_the_checkpoint_and_restored(cifar_root, tmp_path,
+                                                                        preprocess, augment):
+    config = recipes.run_config("nin-small", "cifar10", limit=32, batch_size=16, epochs=2,
+                                warmup=0, preprocess=preprocess, augment=augment)
+    first = recipes.build_trainer(config, tmp_path, root=cifar_root, verbose=False)
+    assert (first.train_loader.transform is None) == (augment == "none")
+    first.epochs = 1
+    first.fit()
+    _, state, saved = recipes.read_run(tmp_path)
+    assert (saved["preprocess"], saved["augment"]) == (preprocess, augment)
+    model = recipes.load_run(tmp_path)
+    raw, _ = recipes.load_data("cifar10", "test", cifar_root, limit=32)
+    numpy.testing.assert_array_equal(model.prepare(raw), first.test_loader.dataset.tensors[0])
+    resumed = recipes.build_trainer(saved, tmp_path, root=cifar_root, state=state, verbose=False)
+    assert type(resumed.train_loader.transform) is type(first.train_loader.transform)
+    numpy.testing.assert_array_equal(resumed.test_loader.dataset.tensors[0],
+                                     first.test_loader.dataset.tensors[0])
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +298,20 @@ def test_load_run_refuses_a_checkpoint_without_a_run_config(tmp_path):
         recipes.read_run(tmp_path / "bare.npz")
     with pytest.raises(CheckpointError, match="does not exist"):
         recipes.read_run(tmp_path)
+
+
+def test_a_checkpoint_from_before_preprocess_and_augment_gets_the_defaults(trained, tmp_path):
+    out, config, _ = trained
+    _, state, _ = recipes.read_run(out)
+    for key in ("preprocess", "augment"):
+        del state["config"][key]
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, state)
+    _, old_state, old = recipes.read_run(tmp_path)
+    assert (old["preprocess"], old["augment"]) == ("per-channel", "none")
+    assert old_state["config"] is old
+    raw, _ = recipes.load_data("digits", "test", limit=8)
+    numpy.testing.assert_array_equal(recipes.load_run(tmp_path).prepare(raw),
+                                     recipes.load_run(out).prepare(raw))
 
 
 def test_load_run_predicts_on_raw_images_what_the_trainer_scored(trained):
