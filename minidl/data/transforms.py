@@ -13,6 +13,8 @@ ZCAWhitening) can also be applied once to a whole data set: `x = t(x)`.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import backend
+from ..autograd import Tensor
 from .errors import DataError
 
 
@@ -20,6 +22,20 @@ def _check_batch(where, batch):
     if getattr(batch, "ndim", None) != 4:
         raise DataError(f"{where}: batch must have shape (N, C, H, W), "
                         f"got {getattr(batch, 'shape', type(batch).__name__)}")
+
+
+def check_transform_output(transform, output):
+    """``output`` if it is an array (what a transform must return), else a TypeError naming it.
+
+    A transform that forgets its ``return`` gives None, which would
+    otherwise travel on as the batch's images.
+    """
+    if not (isinstance(output, np.ndarray) or backend.device_of(output).type == "cuda"
+            or isinstance(output, Tensor)):
+        name = getattr(transform, "__name__", None) or type(transform).__name__
+        raise TypeError(f"transform {name} returned {type(output).__name__}, not an array of "
+                        f"images: it must return the transformed batch")
+    return output
 
 
 def _generator(rng):
@@ -233,7 +249,7 @@ class Compose:
 
     def __call__(self, batch, rng=None):
         for t in self.transforms:
-            batch = t(batch, rng=rng)
+            batch = check_transform_output(t, t(batch, rng=rng))
         return batch
 
     def fit(self, images):
