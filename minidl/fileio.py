@@ -20,6 +20,7 @@ def atomic_write(path, write):
     removed and a file already at ``path`` is left as it was.  A process
     killed outright (SIGKILL, a power cut) leaves its temporary file behind,
     and ``path`` as it was: :func:`remove_stale_temporaries` removes it.
+    An OSError that names no file (a full disk) is raised again naming ``path``.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -31,9 +32,12 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(temp):
             os.unlink(temp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # a failed write (a full disk) names no file: name the one being written
+            raise type(exc)(exc.errno, exc.strerror, path) from exc
         raise
 
 

@@ -44,6 +44,12 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def _some(names, shown=8):
+    """The first ``shown`` names, quoted, and how many more there are (a message stays short)."""
+    text = ", ".join(map(repr, names[:shown]))
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 class Module:
     """Base class of layers and models: subclass, assign state in ``__init__``, write ``forward``.
 
@@ -268,9 +274,9 @@ class Module:
         if strict and (missing or unexpected):
             problems = []
             if missing:
-                problems.append("missing key(s): " + ", ".join(map(repr, missing)))
+                problems.append("missing key(s): " + _some(missing))
             if unexpected:
-                problems.append("unexpected key(s): " + ", ".join(map(repr, unexpected)))
+                problems.append("unexpected key(s): " + _some(unexpected))
             raise ValueError(f"{where}: " + "; ".join(problems))
         updates = []
         for name, target in own.items():
