@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from ..functional._checks import check_flag, check_number
+from .._arguments import check_flag, check_number
 from .errors import DataError
 from .tensor_dataset import TensorDataset
 from .transforms import check_transform_output

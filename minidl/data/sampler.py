@@ -9,7 +9,7 @@ collective for one that has already stopped.
 """
 import numpy as np
 
-from ..functional._checks import is_integer
+from .._arguments import is_integer
 from .errors import DataError
 
 __all__ = ["DistributedSampler"]

@@ -13,8 +13,6 @@ ZCAWhitening) can also be applied once to a whole data set: `x = t(x)`.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .. import backend
-from ..autograd import Tensor
 from .errors import DataError
 
 
@@ -30,8 +28,8 @@ def check_transform_output(transform, output):
     A transform that forgets its ``return`` gives None, which would
     otherwise travel on as the batch's images.
     """
-    if not (isinstance(output, np.ndarray) or backend.device_of(output).type == "cuda"
-            or isinstance(output, Tensor)):
+    # any array kind (NumPy, CuPy, a minidl Tensor) has these; None, lists and numbers do not
+    if not (hasattr(output, "shape") and hasattr(output, "dtype")):
         name = getattr(transform, "__name__", None) or type(transform).__name__
         raise TypeError(f"transform {name} returned {type(output).__name__}, not an array of "
                         f"images: it must return the transformed batch")
