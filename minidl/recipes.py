@@ -13,11 +13,11 @@
 A *run config* is the JSON-ready dict that :func:`run_config` returns and the
 trainer saves in ``checkpoint.npz`` and ``log.json``: ``model``, ``dataset``,
 the :data:`HYPERPARAMETERS`, ``overrides`` (the :data:`MODEL_OVERRIDES` given,
-passed to ``minidl.models.create``), ``minidl_version``, and the ``device``
-the run trained on and its ``data_dir`` (the data root, absolute, so that a
-resumed run finds the same files without being told).  This module is the only one that reads or writes that
-layout; ``minidl train``, ``eval`` and ``diagnose`` call it.  See
-``docs/training.md``.
+passed to ``minidl.models.create``), ``minidl_version``, the ``device`` the
+run trained on and its ``data_dir`` (the data root, absolute, so that a
+resumed run finds the same files without being told).  This module is the
+only one that reads or writes that layout; ``minidl train``, ``eval`` and
+``diagnose`` call it.  See ``docs/training.md``.
 """
 import math
 from pathlib import Path
