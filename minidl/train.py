@@ -487,6 +487,9 @@ class Trainer:
         with _part("totals"):
             if len(state["totals"]) != 3:
                 raise ValueError(f"expected [loss sum, correct, seen], got {state['totals']!r}")
+        with _part("history"):
+            if not all(isinstance(record, dict) for record in state["history"]):
+                raise ValueError("expected one dict per finished epoch")
         return model, optimizer
 
     def save_checkpoint(self, path=None):

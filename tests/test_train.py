@@ -555,6 +555,7 @@ TRAINER_DAMAGE = {
                      r"its loader does not fit.*malformed"),
     "host generator": (set_key(["host_rng", "state"], 5), r"its host_rng does not fit"),
     "totals": (set_key(["totals"], [1.0]), r"its totals does not fit"),
+    "history": (set_key(["history"], [1.0]), r"its history does not fit.*one dict per"),
 }
 
 
