@@ -435,10 +435,9 @@ class Trainer:
         (a CheckpointError naming the part) the trainer is as it was.
         ``epochs`` stays this trainer's own, so a finished run can be extended.
         """
-        model, optimizer = self._checked_state(state)
-        for target, value in model:
-            target.data[...] = backend.to_device(value, target.device)
-        self.optimizer.param_groups, self.optimizer.state = optimizer
+        self._check_state(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None:
             self.schedule.load_state_dict(state["schedule"])
         self.train_loader.load_state_dict(state["loader"])
@@ -451,12 +450,8 @@ class Trainer:
         self.config = dict(state["config"])
         self.extra_state = dict(state["extra"])
 
-    def _checked_state(self, state):
-        """Check every part of ``state``; the model's and optimizer's values to assign.
-
-        Returns ``(model updates, (param_groups, optimizer state))``;
-        CheckpointError names the first part that is wrong.
-        """
+    def _check_state(self, state):
+        """Check every part of ``state``, changing nothing; CheckpointError names a bad part."""
         if not isinstance(state, dict):
             raise CheckpointError(f"a trainer state is a dict, got {type(state).__name__}")
         missing = [key for key in _STATE_KINDS if key not in state]
@@ -474,9 +469,9 @@ class Trainer:
                 if self.schedule is not None else
                 "with a learning-rate schedule, but this trainer has none"))
         with _part("model"):
-            model = self.model._checked_state(state["model"])[0]
+            self.model._checked_state(state["model"])
         with _part("optimizer"):
-            optimizer = self.optimizer._checked_state(state["optimizer"])
+            self.optimizer._checked_state(state["optimizer"])
         if self.schedule is not None:
             with _part("schedule"):
                 self.schedule._check_state_dict(state["schedule"])
@@ -490,7 +485,6 @@ class Trainer:
         with _part("history"):
             if not all(isinstance(record, dict) for record in state["history"]):
                 raise ValueError("expected one dict per finished epoch")
-        return model, optimizer
 
     def save_checkpoint(self, path=None):
         """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz).
