@@ -25,6 +25,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import traceback
@@ -209,7 +210,9 @@ def _train(args, parallel):
     except TrainingInterrupted as exc:
         print(f"minidl: {exc}", file=sys.stderr)
         if exc.checkpoint is not None:
-            print(f"resume with: minidl train --resume {out}", file=sys.stderr)
+            # absolute and quoted: the line works pasted into a shell anywhere
+            print(f"resume with: minidl train --resume {shlex.quote(os.path.abspath(out))}",
+                  file=sys.stderr)
         return 130
     best = trainer.best_epoch()
     if best is not None:

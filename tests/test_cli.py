@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -580,14 +581,14 @@ def test_the_printed_resume_command_works_for_a_run_with_a_data_dir(tmp_path, mo
 
     monkeypatch.setattr(Trainer, "write_logs", logs_then_ctrl_c)
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "elsewhere"))    # not where the data is
-    out = tmp_path / "run"
+    out = tmp_path / "run with a space"
     argv = ["train", "--model", "nin-small", "--dataset", "mnist", "--limit", "64",
             "--batch-size", "32", "--epochs", "2", "--data-dir", str(data), "--out", str(out)]
     assert main(argv) == 130
     resume = re.search(r"resume with: (minidl .*)", capsys.readouterr().err)[1]
     monkeypatch.setattr(Trainer, "write_logs", original)
-    monkeypatch.chdir(tmp_path)
-    assert main(resume.split()[1:]) == 0
+    monkeypatch.chdir(data)                       # anywhere: the printed path is absolute
+    assert main(shlex.split(resume)[1:]) == 0
     assert f"resuming {out / 'checkpoint.npz'} at epoch 2" in capsys.readouterr().out
     assert load_checkpoint(out / "checkpoint.npz")["config"]["data_dir"] == str(data)
     assert main(["eval", str(out), "--limit", "10"]) == 0         # eval finds the data too
