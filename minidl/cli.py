@@ -14,23 +14,29 @@ line, a function adding its arguments to an ``argparse`` parser, and a
 function running it with the parsed arguments (returning the exit status, or
 None for 0).  A run function reports a problem of the user's input by
 raising :class:`CommandError` (or ``DataError`` / ``CheckpointError``):
-``main`` prints it as one line on stderr and exits with status 2; argparse's
-own errors are one line too.
+``main`` prints it as one line on stderr and exits with status 2, as it does
+for a diverged run (``TrainingError``) and for an ``OSError`` (a file that
+cannot be read or written, a full disk); argparse's own errors are one line
+too.  Any other exception is a bug in minidl: ``main`` prints its traceback
+and a line asking to report it, and exits with status 1.
 """
 import argparse
 import contextlib
+import errno
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy
 
 from . import __version__, backend, diagnostics, distributed, models, plots, recipes
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, naming
 from .data import DATASETS, DataError, DataLoader, dataset_info, read_array, read_images
 from .functional._checks import check_number
 from .tables import format_table
@@ -215,7 +221,7 @@ def _train(args, parallel):
     else:
         if args.model is None or args.dataset is None:
             raise CommandError("train needs --model and --dataset (or --resume PATH)")
-        state = None
+        path, state = None, None
         config = _run_config(args)
         out = _new_out_dir(args)
         if args.lr_sweep is not None:
@@ -233,9 +239,11 @@ def _train(args, parallel):
     tracked = args.track_regions is not None or (
         state is not None and "RegionTracker" in state.get("callbacks", {}))
     tracker = diagnostics.RegionTracker(args.track_regions or TRACK_IMAGES) if tracked else None
-    trainer = recipes.build_trainer(config, out, device=device, root=args.data_dir,
-                                    download=args.download, state=state, distributed=parallel,
-                                    callbacks=[tracker] if tracked else [])
+    with naming(path) if state is not None else contextlib.nullcontext():
+        trainer = recipes.build_trainer(config, out, device=device, root=_data_dir(args, config),
+                                        download=args.download, state=state,
+                                        distributed=parallel,
+                                        callbacks=[tracker] if tracked else [])
     if state is not None and trainer.epoch >= trainer.epochs:
         raise CommandError(f"{path} finished its {trainer.epochs} epochs; extend the run with "
                            f"a larger --epochs")
@@ -254,7 +262,9 @@ def _train(args, parallel):
     except TrainingInterrupted as exc:
         print(f"minidl: {exc}", file=sys.stderr)
         if exc.checkpoint is not None:
-            print(f"resume with: minidl train --resume {out}", file=sys.stderr)
+            # absolute and quoted: the line works pasted into a shell anywhere
+            print(f"resume with: minidl train --resume {shlex.quote(os.path.abspath(out))}",
+                  file=sys.stderr)
         return 130
     if tracked and trainer.out_dir is not None:
         _plot_regions(tracker, config, trainer.out_dir)
@@ -277,6 +287,13 @@ def _plot_regions(tracker, config, out):
         print(f"no {REGIONS_PLOT}: {exc}")
         return
     print(f"region statistics per epoch: {os.path.join(out, diagnostics.REGIONS_NAME)}, {path}")
+
+
+def _data_dir(args, config):
+    """The data root: --data-dir, else the one the run trained with, else the default (None)."""
+    if args.data_dir is not None:
+        return args.data_dir
+    return config.get("data_dir")
 
 
 def _run_config(args):
@@ -358,16 +375,18 @@ def _eval_arguments(parser):
 
 def run_eval(args):
     device = _device(args.device)
-    _, state, config = recipes.read_run(args.checkpoint)
+    path, state, config = recipes.read_run(args.checkpoint)
     trained_on = config["dataset"]
     dataset = args.dataset or trained_on
     want, have = dataset_info(dataset), dataset_info(trained_on)
     if any(want[k] != have[k] for k in ("channels", "image_size", "num_classes")):
         raise CommandError(f"the model was trained on {trained_on} ({_shape(have)}) and cannot "
                            f"be evaluated on {dataset} ({_shape(want)})")
-    model = recipes.restore_model(state, device)
-    x, y = recipes.load_data(dataset, "test", args.data_dir, args.download, args.limit,
-                             recipes.restore_preprocessing(state))
+    with naming(path):
+        model = recipes.restore_model(state, device)
+        preprocessing = recipes.restore_preprocessing(state)
+    x, y = recipes.load_data(dataset, "test", _data_dir(args, config), args.download,
+                             args.limit, preprocessing)
     loss, accuracy = evaluate(model, DataLoader((x, y), args.batch_size))
     print(f"{config['model']} trained on {trained_on}, evaluated on {dataset} test "
           f"({len(y):,} images) on {device}")
@@ -419,7 +438,11 @@ def run_predict(args):
             print(f"{name if single else f'{name}[{i}]'}  class {c}  probability {p[c]:.4f}")
         predicted.append(classes)
     if args.labels is not None:
-        labels = read_array(args.labels).astype(numpy.int64).ravel()
+        labels = read_array(args.labels)
+        if labels.dtype.kind not in "iu":
+            raise CommandError(f"--labels {args.labels} holds {labels.dtype} values; class "
+                               f"labels are integers")
+        labels = labels.astype(numpy.int64).ravel()
         predicted = numpy.concatenate(predicted)
         if len(labels) != len(predicted):
             raise CommandError(f"--labels {args.labels} holds {len(labels):,} labels for "
@@ -480,9 +503,11 @@ def run_diagnose(args):
     if (want["channels"], want["image_size"]) != (have["channels"], have["image_size"]):
         raise CommandError(f"the model was trained on {config['dataset']} images and cannot "
                            f"take {dataset} images (other channels or size)")
-    model = recipes.restore_model(state, device)
-    images, _ = recipes.load_data(dataset, args.split, args.data_dir, args.download,
-                                  args.limit or None, recipes.restore_preprocessing(state))
+    with naming(path):
+        model = recipes.restore_model(state, device)
+        preprocessing = recipes.restore_preprocessing(state)
+    images, _ = recipes.load_data(dataset, args.split, _data_dir(args, config), args.download,
+                                  args.limit or None, preprocessing)
     stats = diagnostics.collect(model, images, batch_size=args.batch_size,
                                 batch_stats=args.batch_stats, covariance=not args.no_covariance)
     mode = "batch statistics" if args.batch_stats else "evaluation mode"
@@ -564,20 +589,35 @@ def main(argv=None):
             _limit_threads(args.threads, reexec=argv is None)
         _device(None)   # MINIDL_DEVICE: every command's layers are created on it
         return args.run(args) or 0
-    except (CommandError, DataError, CheckpointError) as exc:
+    except (CommandError, DataError, CheckpointError, TrainingError) as exc:
         _error(exc)
         return 2
-    except TrainingError as exc:
-        _error(exc)
-        return 1
+    except OSError as exc:
+        _error(_os_error(exc))
+        return 2
     except KeyboardInterrupt:
         print("minidl: interrupted", file=sys.stderr)
         return 130
+    except Exception:       # noqa: BLE001 -- anything else is minidl's own fault
+        traceback.print_exc()
+        print(f"minidl: internal error: this is a bug in minidl {__version__}, not in what you "
+              f"typed; please report it with the command line and the traceback above",
+              file=sys.stderr)
+        return 1
 
 
 def _error(exc):
     """Print ``exc`` on one line on stderr: ``minidl: error: `` and its whole message."""
     print(f"minidl: error: {one_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+
+
+def _os_error(exc):
+    """An OSError in words: the file, what went wrong, and for a full disk what to do."""
+    files = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    text = f"{files}: {exc.strerror}" if files and exc.strerror else str(exc)
+    if exc.errno == errno.ENOSPC:
+        text += " (the disk is full: free some space or write to another --out)"
+    return text
 
 
 def one_line(message):

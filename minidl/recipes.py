@@ -14,10 +14,11 @@ A *run config* is the JSON-ready dict that :func:`run_config` returns and the
 trainer saves in ``checkpoint.npz`` and ``log.json``: ``model``, ``dataset``,
 the :data:`HYPERPARAMETERS`, ``overrides`` (the :data:`MODEL_OVERRIDES` given,
 and always ``init``, passed to ``minidl.models.create``), ``minidl_version``,
-the ``device`` the run trained on, and ``lr_sweep`` when :func:`sweep_lr`
-chose its learning rate.  This module is the only one that reads or writes that
-layout; ``minidl train``, ``eval`` and ``diagnose`` call it.  See
-``docs/training.md``.
+the ``device`` the run trained on, its ``data_dir`` (the data root, absolute,
+so that a resumed run finds the same files without being told), and
+``lr_sweep`` when :func:`sweep_lr` chose its learning rate.  This module is
+the only one that reads or writes that layout; ``minidl train``, ``eval`` and
+``diagnose`` call it.  See ``docs/training.md``.
 """
 import math
 from pathlib import Path
@@ -26,8 +27,9 @@ import numpy
 
 from . import __version__, backend, models
 from .autograd import Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint
-from .data import DATASETS, DataError, DataLoader, DistributedSampler, dataset_info, to_float
+from .checkpoint import CheckpointError, load_checkpoint, naming
+from .data import (DATASETS, DataError, DataLoader, DistributedSampler, cache_dir, dataset_info,
+                   to_float)
 from .data import load as load_dataset
 from .data.transforms import (Compose, GlobalContrastNormalization, Normalize, RandomCrop,
                               RandomHorizontalFlip, ZCAWhitening)
@@ -316,10 +318,12 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     fitted preprocessing and every piece of training state are restored).
     A ``config`` with more ``epochs`` than the state's extends the run: its
     schedule is rebuilt for the new length and taken to the step reached.
-    ``config["device"]`` is set to ``device``.  ``test=False``: the test
-    split is never read and the trainer has no test loader.  ``callbacks``:
-    passed to the trainer (before ``state`` is restored, so they get their
-    saved state back).
+    ``config["device"]`` is set to ``device`` and ``config["data_dir"]`` to
+    the absolute data root (``root``, else ``minidl.data.cache_dir()``).
+    ``test=False``: the test split is never read and the trainer has no test
+    loader.  ``callbacks``: passed to the trainer (before ``state`` is
+    restored, so they get their saved state back).  A ``state`` that does not
+    fit the run is a CheckpointError.
 
     ``distributed``: one process of a data-parallel run over
     ``minidl.distributed``'s communicator: the model's batch norms become
@@ -330,7 +334,8 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     Every process evaluates the whole test set.
     """
     device = backend.device(device)
-    config = dict(config, device=str(device))
+    data_dir = str(Path(root if root is not None else cache_dir()).absolute())
+    config = dict(config, device=str(device), data_dir=data_dir)
     dataset = config["dataset"]
     fitted = None if state is None else restore_preprocessing(state)
     preprocessing, train, val, test = load_splits(dataset, root, download, config["limit"],
@@ -365,7 +370,7 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
     if state is not None:
         trainer.load_state_dict(state)
         extended = config["epochs"] != trainer.config["epochs"]
-        trainer.config.update(device=str(device), epochs=config["epochs"])
+        trainer.config.update(device=str(device), epochs=config["epochs"], data_dir=data_dir)
         if extended and trainer.schedule is not None:
             # the longer run's schedule, at the step reached (a schedule is a function of
             # its step count: set it one short and step once to apply the rate)
@@ -428,16 +433,23 @@ def read_run(checkpoint):
     """``(path, state, config)`` of ``checkpoint``: a checkpoint file or the run folder holding it.
 
     ``path`` is the checkpoint file, ``state`` what it holds, ``config`` its run
-    config.  CheckpointError when the file is unreadable or holds no run config
-    (it is not the checkpoint of a run that :func:`build_trainer` set up).
+    config.  CheckpointError, naming the file, when the file is unreadable,
+    holds no run config (it is not the checkpoint of a run that
+    :func:`build_trainer` set up) or one this minidl cannot build.
     """
     path = Path(checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     state = load_checkpoint(path)
-    config = state.get("config") or {}
-    if "model" not in config:
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"{path} has no run config: it was not written by `minidl train`")
+    with naming(path):
+        _check_config(config)
+        for key, kind in (("model", dict), ("extra", dict)):
+            if not isinstance(state.get(key), kind):
+                raise CheckpointError(f"it has no {key!r} entry (a {kind.__name__}): it was "
+                                      f"not written by `minidl train`")
     if config.get("dataset") in DEFAULTS:
         # a run from before preprocess and augment were settings trained with the defaults
         for key in ("preprocess", "augment"):
@@ -445,30 +457,58 @@ def read_run(checkpoint):
     return path, state, config
 
 
+def _check_config(config):
+    """CheckpointError unless ``config`` is a run config that :func:`run_config` accepts."""
+    overrides = config.get("overrides")
+    if not isinstance(overrides, dict) or not all(isinstance(config.get(k), str)
+                                                  for k in ("model", "dataset")):
+        raise CheckpointError("its run config lacks a model, data set or overrides")
+    given = {key: config.get(key) for key in HYPERPARAMETERS}
+    try:
+        run_config(config["model"], config["dataset"], **given, **overrides)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"its run config is not one this minidl can build: {exc}") from None
+
+
 def restore_model(state, device="cpu"):
     """The model of a checkpoint ``state``, its weights loaded, on ``device``, in eval mode.
 
     It expects *preprocessed* input, as it was trained on: apply
     :func:`restore_preprocessing` to raw images first, or use :func:`load_run`,
-    whose ``predict`` does both.
+    whose ``predict`` does both.  CheckpointError when the weights do not fit
+    the model as this minidl builds it (another architecture).
     """
+    config = state["config"]
+    model = build_model(config)
     try:
-        model = build_model(state["config"])
-    except KeyError as exc:
-        raise CheckpointError(f"the checkpoint's config has no {exc}: it was not written by "
-                              f"the minidl command") from None
-    model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"its weights do not fit the model {config['model']!r} on "
+                              f"{config['dataset']} as this minidl builds it (saved by minidl "
+                              f"{config.get('minidl_version')}, another architecture?): "
+                              f"{exc}") from None
     return model.to(device).eval()
 
 
 def restore_preprocessing(state):
     """The fitted preprocessing of a checkpoint ``state``: its config's, with the fitted state.
 
-    A checkpoint from before ``preprocess`` was a setting gets its data set's default.
+    A checkpoint from before ``preprocess`` was a setting gets its data set's
+    default.  CheckpointError when the saved state does not fit the data set's images.
     """
     config = state["config"]
-    preprocessing = build_preprocessing(config["dataset"], config.get("preprocess"))
-    preprocessing.load_state_dict(state["extra"]["preprocessing"])
+    dataset = config["dataset"]
+    preprocessing = build_preprocessing(dataset, config.get("preprocess"))
+    info = dataset_info(dataset)
+    shape = (1, info["channels"], info["image_size"], info["image_size"])
+    try:
+        preprocessing.load_state_dict(state["extra"]["preprocessing"])
+        # a blank image through it: the saved statistics must fit this data set's images
+        if preprocessing(numpy.zeros(shape, numpy.float32)).shape != shape:
+            raise ValueError(f"it does not map {shape} images to {shape}")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"its preprocessing does not fit {dataset}: "
+                              f"{type(exc).__name__}: {exc}") from None
     return preprocessing
 
 
@@ -553,5 +593,6 @@ def load_run(checkpoint, device="cpu"):
     checkpoint's whole state instead.
     """
     path, state, config = read_run(checkpoint)
-    return TrainedModel(restore_model(state, device), restore_preprocessing(state), config,
-                        path).eval()
+    with naming(path):
+        return TrainedModel(restore_model(state, device), restore_preprocessing(state), config,
+                            path).eval()

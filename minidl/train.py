@@ -31,6 +31,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import signal
 import sys
@@ -41,8 +42,8 @@ import numpy
 
 from . import backend
 from .autograd import Tensor, no_grad
-from .checkpoint import load_checkpoint, save_checkpoint
-from .fileio import atomic_write
+from .checkpoint import CheckpointError, load_checkpoint, naming, save_checkpoint
+from .fileio import atomic_write, remove_stale_temporaries
 from .functional import cross_entropy
 from .functional._checks import check_number
 from .functional.loss import check_label_range
@@ -55,12 +56,29 @@ __all__ = ["Trainer", "evaluate", "TrainingError", "TrainingInterrupted", "CHECK
 CHECKPOINT_NAME = "checkpoint.npz"
 BEST_NAME = "best.npz"                  # the epoch of highest validation accuracy
 CURVES_NAME = "training_curves.png"
+RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, "log.csv", "log.json", CURVES_NAME)   # in out_dir
 LOG_FIELDS = ("epoch", "global_step", "lr", "train_loss", "train_accuracy", "val_loss",
               "val_accuracy", "test_loss", "test_accuracy", "time_s")
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on: the loss became NaN or infinite."""
+    """Training cannot go on: the training, validation or test loss became NaN or infinite."""
+
+
+# the plain entries of a trainer state and the types they must have
+_STATE_KINDS = {"model": (dict,), "optimizer": (dict,), "schedule": (dict, type(None)),
+                "epoch": (int,), "step_in_epoch": (int,), "global_step": (int,),
+                "epochs": (int,), "seed": (int,), "loader": (dict,), "host_rng": (dict,),
+                "totals": (list,), "history": (list,), "config": (dict,), "extra": (dict,)}
+
+
+@contextlib.contextmanager
+def _part(name):
+    """Turn the ValueError or TypeError of checking part ``name`` into a CheckpointError."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"its {name} does not fit this trainer: {exc}") from None
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -231,12 +249,15 @@ class Trainer:
     def fit(self):
         """Train until ``epochs`` epochs are done; return the history (one dict per epoch).
 
-        Raises TrainingError when the loss becomes NaN or infinite, and
+        Raises TrainingError when the training loss, or a validation or test
+        loss after an epoch, becomes NaN or infinite, and
         TrainingInterrupted (a KeyboardInterrupt) after Ctrl-C, once the
         checkpoint of the last completed step is written.
         """
         if self.out_dir is not None:
             os.makedirs(self.out_dir, exist_ok=True)
+            for name in RUN_FILES:      # what a killed write of an earlier session left
+                remove_stale_temporaries(os.path.join(self.out_dir, name))
         self._notify("on_fit_start")
         with _deferred_interrupts() as interrupt:
             try:
@@ -344,6 +365,14 @@ class Trainer:
         if self.test_loader is not None and (self.val_loader is None or last):
             record["test_loss"], record["test_accuracy"] = evaluate(self.model, self.test_loader,
                                                                     self.device)
+        for split in ("val", "test"):
+            loss = record[f"{split}_loss"]
+            if loss is not None and not math.isfinite(loss):
+                raise TrainingError(
+                    f"the {'validation' if split == 'val' else 'test'} loss became {loss} at "
+                    f"epoch {self.epoch + 1} (training loss {record['train_loss']:.4g}); "
+                    f"training stopped without saving. Lower the learning rate (it was "
+                    f"{self._step_lr:.4g}) or check the data")
         record["time_s"] = round(seconds, 3)
         self.history.append(record)
         self.epoch += 1
@@ -423,13 +452,12 @@ class Trainer:
     def load_state_dict(self, state):
         """Restore a state from :meth:`state_dict`; the next ``fit()`` continues from it.
 
+        All or nothing: the model, optimizer, schedule and loader parts and the
+        counters are all checked before any is assigned, so after an error
+        (a CheckpointError naming the part) the trainer is as it was.
         ``epochs`` stays this trainer's own, so a finished run can be extended.
         """
-        if (self.schedule is None) != (state["schedule"] is None):
-            raise ValueError("the checkpoint was saved " + (
-                "without a learning-rate schedule, but this trainer has one"
-                if self.schedule is not None else
-                "with a learning-rate schedule, but this trainer has none"))
+        self._check_state(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None:
@@ -449,8 +477,51 @@ class Trainer:
             if hasattr(callback, "load_state_dict") and type(callback).__name__ in saved:
                 callback.load_state_dict(saved[type(callback).__name__])
 
+    def _check_state(self, state):
+        """Check every part of ``state``, changing nothing; CheckpointError names a bad part."""
+        if not isinstance(state, dict):
+            raise CheckpointError(f"a trainer state is a dict, got {type(state).__name__}")
+        missing = [key for key in _STATE_KINDS if key not in state]
+        if missing:
+            raise CheckpointError(f"the trainer state has no {', '.join(map(repr, missing))} "
+                                  f"(it was not saved by Trainer.save_checkpoint)")
+        for key, kinds in _STATE_KINDS.items():
+            if not isinstance(state[key], kinds) or isinstance(state[key], bool):
+                names = " or ".join(k.__name__ for k in kinds)
+                raise CheckpointError(f"the trainer state's {key!r} is a "
+                                      f"{type(state[key]).__name__}, expected {names}")
+        if (self.schedule is None) != (state["schedule"] is None):
+            raise CheckpointError("the checkpoint was saved " + (
+                "without a learning-rate schedule, but this trainer has one"
+                if self.schedule is not None else
+                "with a learning-rate schedule, but this trainer has none"))
+        with _part("model"):
+            self.model._checked_state(state["model"])
+        with _part("optimizer"):
+            self.optimizer._checked_state(state["optimizer"])
+        if self.schedule is not None:
+            with _part("schedule"):
+                self.schedule._check_state_dict(state["schedule"])
+        with _part("loader"):
+            self.train_loader._checked_state(state["loader"])
+        with _part("host_rng"):
+            type(backend.host_rng().bit_generator)().state = state["host_rng"]
+        with _part("totals"):
+            if len(state["totals"]) != 3:
+                raise ValueError(f"expected [loss sum, correct, seen], got {state['totals']!r}")
+        with _part("history"):
+            if not all(isinstance(record, dict) for record in state["history"]):
+                raise ValueError("expected one dict per finished epoch")
+        with _part("callbacks"):
+            saved = state.get("callbacks", {})
+            if not (isinstance(saved, dict) and all(isinstance(v, dict) for v in saved.values())):
+                raise ValueError("expected a dict of one state dict per callback class")
+
     def save_checkpoint(self, path=None):
-        """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz)."""
+        """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz).
+
+        Temporary files a killed earlier save to ``path`` left are removed first.
+        """
         path = path if path is not None else self.checkpoint_path
         if path is None:
             return None
@@ -458,9 +529,15 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path):
-        """Restore the state saved in checkpoint file ``path``; returns the state read."""
+        """Restore the state saved in checkpoint file ``path``; returns the state read.
+
+        CheckpointError names the file and what is wrong; the trainer is then
+        unchanged.  Temporary files a killed save to ``path`` left are removed.
+        """
         state = load_checkpoint(path)
-        self.load_state_dict(state)
+        with naming(path):
+            self.load_state_dict(state)
+        remove_stale_temporaries(path)
         return state
 
     def write_logs(self):

@@ -1,5 +1,6 @@
 """The ``minidl`` command: train, eval, models, resume, and its error messages."""
 import contextlib
+import errno
 import hashlib
 import importlib.util
 import io
@@ -7,6 +8,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from helpers import loopback_server
 
 import minidl
 from minidl import backend, recipes
-from minidl.checkpoint import load_checkpoint
+from minidl.checkpoint import load_checkpoint, save_checkpoint
 from minidl.cli import THREAD_VARIABLES, main
 from minidl.data import DataLoader
 from minidl.data.download import MD5, MIRRORS
@@ -473,3 +475,205 @@ def test_preprocess_and_augment_are_run_flags_saved_and_kept_on_resume(tmp_path,
                                                "svhn", "--augment", "crop-flip"])
     assert "argument --preprocess: invalid choice: 'zca'" in parser_error(
         capsys, ["train", *flags, "--preprocess", "zca"])
+
+
+# ---------------------------------------------------------------------------- reliability
+
+def one_error_line(capsys, argv, status=2):
+    """Run ``argv``; its stderr must be one ``minidl: error:`` line without a traceback."""
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    # what else may be there: a progress bar (redrawn with \r) and the busy-machine note
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()
+             and not line.startswith(("epoch ", "minidl: note: the machine is busy"))]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("minidl: error: "), err
+    return lines[0]
+
+
+def damaged_checkpoints(run_dir, folder):
+    """name -> (a checkpoint file that is damaged or does not fit, what its error says)."""
+    good = run_dir / "checkpoint.npz"
+    data = good.read_bytes()
+    state = load_checkpoint(good)
+    files = {}
+
+    def write(name, content, message):
+        path = folder / name / "checkpoint.npz"
+        path.parent.mkdir()
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            content(path)
+        files[name] = (path, message)
+
+    def changed(change):
+        copy = {**state, "config": dict(state["config"]), "extra": dict(state["extra"])}
+        change(copy)
+        return lambda path: save_checkpoint(path, copy)
+
+    write("empty", b"", "not a readable minidl checkpoint")
+    write("text", b"not a checkpoint at all\n", "not a readable minidl checkpoint")
+    write("truncated", data[:len(data) // 2], "not a readable minidl checkpoint")
+    write("flipped", data[:600] + bytes(b ^ 0x10 for b in data[600:640]) + data[640:],
+          "not a readable minidl checkpoint")
+    write("npy", lambda path: numpy.save(open(path, "wb"), numpy.arange(3)),
+          r"is a single \.npy array")
+    write("header without state", lambda path: numpy.savez(path, __header__=numpy.frombuffer(
+        b'{"format": "minidl-checkpoint", "version": 1}', numpy.uint8)), "no 'state' entry")
+    write("deep header", lambda path: numpy.savez(path, __header__=numpy.frombuffer(
+        b"[" * 50000 + b"]" * 50000, numpy.uint8)), "nested too deeply")
+    write("not a run", lambda path: save_checkpoint(path, {"w": numpy.ones(2)}),
+          "has no run config")
+    write("no model", changed(lambda s: s.pop("model")), r"has no 'model' entry")
+    write("another model", changed(lambda s: s["config"].update(model="min-small")),
+          r"(its weights do not fit the model 'min-small' on digits .*|its model does not fit "
+          r"this trainer): load_state_dict into MIN: missing key\(s\): 'block1\.1\.weight'"
+          r"(, \S+){7} and \d+ more; unexpected")
+    write("a reshaped layer", changed(lambda s: s.update(model={
+        **s["model"], next(iter(s["model"])): numpy.zeros((1, 2, 3))})),
+          r"(its weights do not fit the model 'nin-small'|its model does not fit this "
+          r"trainer).*has shape \(1, 2, 3\) in the state dict, but the model expects")
+    write("unknown model", changed(lambda s: s["config"].update(model="resnet")),
+          r"its run config is not one this minidl can build: unknown model 'resnet'")
+    write("wrong config type", changed(lambda s: s["config"].update(lr="fast")),
+          r"its run config is not one this minidl can build: .*lr must be a real number")
+    write("config not a dict", changed(lambda s: s.update(config=[1])), "has no run config")
+    write("preprocessing of another data set", changed(lambda s: s["extra"].update(
+        preprocessing={"0": {"mean": numpy.zeros(3), "std": numpy.ones(3)}})),
+          r"its preprocessing does not fit digits")
+    files["missing"] = (folder / "nowhere" / "checkpoint.npz", "does not exist")
+    return files
+
+
+@pytest.fixture(scope="module")
+def damaged(run, tmp_path_factory):
+    return damaged_checkpoints(run[0], tmp_path_factory.mktemp("damaged"))
+
+
+DIGIT_IMAGES = str(DIGITS / "test-images-idx3-ubyte.gz")
+COMMANDS_ON_A_CHECKPOINT = {
+    "eval": lambda path: ["eval", str(path), "--limit", "10"],
+    "diagnose": lambda path: ["diagnose", str(path), "--limit", "10", "--out",
+                              str(path.parent / "diagnostics")],
+    "predict": lambda path: ["predict", str(path), DIGIT_IMAGES],
+    "train --resume": lambda path: ["train", "--resume", str(path)],
+}
+DAMAGE = ["empty", "text", "truncated", "flipped", "npy", "header without state", "deep header",
+          "not a run", "no model", "another model", "a reshaped layer", "unknown model",
+          "wrong config type", "config not a dict", "preprocessing of another data set",
+          "missing"]
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_A_CHECKPOINT)
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_damaged_or_mismatched_checkpoint_is_one_error_line_naming_it(damaged, capsys,
+                                                                      command, case):
+    path, message = damaged[case]
+    err = one_error_line(capsys, COMMANDS_ON_A_CHECKPOINT[command](path))
+    assert re.search(re.escape(str(path)) + ".*" + message, err), err
+
+
+def test_resuming_from_a_checkpoint_with_a_bad_optimizer_part_is_one_line(run, tmp_path,
+                                                                          capsys):
+    state = load_checkpoint(run[0] / "checkpoint.npz")
+    state["optimizer"]["param_groups"][0]["momentum"] = -1.0
+    save_checkpoint(tmp_path / "checkpoint.npz", state)
+    err = one_error_line(capsys, ["train", "--resume", str(tmp_path), "--epochs", "3"])
+    assert re.search(re.escape(str(tmp_path / "checkpoint.npz")) + r": its optimizer does not "
+                     r"fit this trainer: SGD: momentum must be >= 0", err)
+
+
+def test_bad_inputs_are_one_error_line_each(run, tmp_path, capsys, monkeypatch):
+    out = run[0]
+    (tmp_path / "a-file").write_text("")
+    numpy.save(tmp_path / "floats.npy", numpy.full(1000, 1.5))
+    cases = [
+        (["train", *TINY, "--out", str(tmp_path / "a-file" / "run")], r"a-file.*Not a directory"),
+        (["eval", str(out), "--dataset", "imagenet"], r"unknown data set 'imagenet'"),
+        (["eval", str(out), "--dataset", "cifar10"], r"cannot be evaluated on cifar10"),
+        (["diagnose", str(out), "--split", "validation", "--out", str(tmp_path / "d")],
+         r"digits has splits \('train', 'test'\), not 'validation'"),
+        (["predict", str(out), str(tmp_path / "no-such.npy")], r"no-such\.npy"),
+        (["predict", str(out), str(tmp_path / "a-file")], r"a-file"),
+        (["predict", str(out), DIGIT_IMAGES, "--labels", str(tmp_path / "floats.npy")],
+         r"floats\.npy holds float64 values; class labels are integers"),
+        (["train", "--resume", str(tmp_path / "nothing-here")], r"does not exist"),
+        (["train", *TINY, "--data-dir", str(tmp_path), "--dataset", "mnist", "--out",
+          str(tmp_path / "m")], r"mnist: .* not found"),
+    ]
+    for argv, message in cases:
+        err = one_error_line(capsys, argv)
+        assert re.search(message, err), (argv, err)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_diverging_run_is_one_error_line(tmp_path, capsys):
+    err = one_error_line(capsys, ["train", *TINY, "--epochs", "2", "--lr", "1e6", "--out",
+                                  str(tmp_path)])
+    assert re.search(r"the (test |validation )?loss became (nan|inf) at epoch \d", err)
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "No space left on device"),
+                                         (errno.EACCES, "Permission denied"),
+                                         (errno.EROFS, "Read-only file system")])
+def test_a_failed_write_is_one_error_line(tmp_path, capsys, monkeypatch, code, words):
+    from minidl import checkpoint
+
+    def fail(f, arrays):
+        raise OSError(code, os.strerror(code))        # as a failed write raises it: no file
+
+    monkeypatch.setattr(checkpoint, "_write", fail)
+    err = one_error_line(capsys, ["train", *TINY, "--epochs", "1", "--out", str(tmp_path)])
+    assert re.search(re.escape(str(tmp_path / "checkpoint.npz")) + ": " + words, err), err
+    assert ("disk is full" in err) == (code == errno.ENOSPC)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+
+
+def test_a_bug_in_minidl_prints_its_traceback_and_asks_for_a_report(tmp_path, capsys,
+                                                                    monkeypatch):
+    def broken(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr(recipes, "build_trainer", broken)
+    assert main(["train", *TINY, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "Traceback (most recent call last):" and "ZeroDivisionError" in err[-2]
+    assert re.fullmatch(r"minidl: internal error: this is a bug in minidl \S+, not in what you "
+                        r"typed; please report it with the command line and the traceback "
+                        r"above", err[-1])
+
+
+def test_the_command_prints_no_traceback_for_a_damaged_file(damaged):
+    path, message = damaged["truncated"]
+    done = subprocess.run([sys.executable, "-m", "minidl", "eval", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.fullmatch(r"minidl: error: .*" + message + r".*\n", done.stderr)
+
+
+def test_the_printed_resume_command_works_for_a_run_with_a_data_dir(tmp_path, monkeypatch,
+                                                                    capsys):
+    data = tmp_path / "data"
+    shutil.copytree(DIGITS, data / "mnist", ignore=shutil.ignore_patterns("NOTICE"))
+    for name in os.listdir(data / "mnist"):     # the digits files are MNIST's, renamed
+        os.rename(data / "mnist" / name, data / "mnist" / name.replace("test-", "t10k-"))
+    original = Trainer.write_logs
+
+    def logs_then_ctrl_c(self):       # Ctrl-C at the end of epoch 1
+        original(self)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "write_logs", logs_then_ctrl_c)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "elsewhere"))    # not where the data is
+    out = tmp_path / "run with a space"
+    argv = ["train", "--model", "nin-small", "--dataset", "mnist", "--limit", "64",
+            "--batch-size", "32", "--epochs", "2", "--data-dir", str(data), "--out", str(out)]
+    assert main(argv) == 130
+    resume = re.search(r"resume with: (minidl .*)", capsys.readouterr().err)[1]
+    monkeypatch.setattr(Trainer, "write_logs", original)
+    monkeypatch.chdir(data)                       # anywhere: the printed path is absolute
+    assert main(shlex.split(resume)[1:]) == 0
+    assert f"resuming {out / 'checkpoint.npz'} at epoch 2" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoint.npz")["config"]["data_dir"] == str(data)
+    assert main(["eval", str(out), "--limit", "10"]) == 0         # eval finds the data too

@@ -237,6 +237,38 @@ def test_load_state_dict_missing_and_unexpected_keys():
         nn.Linear(1, 1).load_state_dict({"weight": [[1.0]], "bias": [0.0], "extra": 1})
 
 
+BAD_ENTRIES = {
+    "shape": (lambda v: numpy.zeros(v.shape + (2,), v.dtype), r"has shape .* but the model "
+                                                               r"expects"),
+    "strings": (lambda v: numpy.full(v.shape, "x"), r"has dtype <U1 in the state dict"),
+    "complex": (lambda v: numpy.zeros(v.shape, complex), r"has dtype complex128"),
+    "objects": (lambda v: numpy.full(v.shape, None, object), r"has dtype object"),
+    "a float count": (lambda v: numpy.zeros(v.shape), r"has dtype float64 .* int64 tensor"),
+}
+
+
+@given(position=st.integers(0, 100), kind=st.sampled_from(sorted(BAD_ENTRIES)))
+def test_a_load_with_one_bad_entry_anywhere_changes_nothing(device, position, kind):
+    model = small_model().to(device)
+    before = model.state_dict()
+    source = {name: value + 1 if value.dtype.kind == "f" else value
+              for name, value in before.items()}
+    make, message = BAD_ENTRIES[kind]
+    names = [n for n, v in source.items() if (v.dtype.kind == "i") == (kind == "a float count")]
+    name = names[position % len(names)]
+    source[name] = make(source[name])
+    with pytest.raises(ValueError, match=re.escape(repr(name)) + " " + message):
+        model.load_state_dict(source)
+    after = model.state_dict()
+    assert all(numpy.array_equal(after[n], before[n]) for n in before)
+
+
+def test_load_state_dict_wants_a_mapping():
+    with pytest.raises(TypeError, match=r"load_state_dict into Linear: expected a mapping of "
+                                        r"names to arrays, got list"):
+        nn.Linear(1, 1).load_state_dict([("weight", [[1.0]])])
+
+
 def test_load_state_dict_non_strict_loads_the_rest():
     model = nn.Linear(2, 2)
     missing, unexpected = model.load_state_dict(

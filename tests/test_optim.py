@@ -521,3 +521,64 @@ def test_zero_grad_sets_none_or_zeros_in_place():
     assert p.grad is kept and not p.grad.any()
     opt.zero_grad()
     assert p.grad is None
+
+
+def trained_sgd(device, steps=2):
+    params = [param(numpy.ones(s), device) for s in ((3,), (2, 2), (4,))]
+    opt = SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.5}], lr=0.1, momentum=0.9)
+    for step in range(steps):
+        for p in params:
+            set_grad(p, numpy.full(p.shape, step + 1.0))
+        opt.step()
+    return opt
+
+
+OPTIMIZER_DAMAGE = {
+    "last state of another shape": (lambda s: s["state"][2].update(momentum_buffer=numpy.ones(5)),
+                                    r"state\[2\]\['momentum_buffer'\] has shape \(5,\)"),
+    "last state of strings": (lambda s: s["state"][2].update(
+        momentum_buffer=numpy.array(["a"] * 4)), r"has dtype <U1"),
+    "an unknown state entry": (lambda s: s["state"][1].update(exp_avg=numpy.ones((2, 2))),
+                               r"entries \['exp_avg'\] that SGD does not use"),
+    "state of no parameter": (lambda s: s["state"].update({7: {}}), r"parameter 7, which no"),
+    "state not a dict": (lambda s: s["state"].update({0: [1]}), r"state of parameter 0 is a "
+                                                               r"list"),
+    "a bad second group": (lambda s: s["param_groups"][1].update(lr=-1.0),
+                           r"SGD: lr must be >= 0, got -1.0"),
+    "a group without params": (lambda s: s["param_groups"][1].pop("params"),
+                               r"group 1 of the state dict is not a dict with a list"),
+    "groups not a list": (lambda s: s.update(param_groups="x"), r"a list of 'param_groups'"),
+}
+
+
+@pytest.mark.parametrize("case", OPTIMIZER_DAMAGE)
+def test_a_bad_optimizer_state_dict_changes_nothing(device, case):
+    change, message = OPTIMIZER_DAMAGE[case]
+    saved = trained_sgd(device, steps=3).state_dict()
+    change(saved)
+    opt = trained_sgd(device)
+    before = pickle.dumps(opt.state_dict())
+    with pytest.raises((ValueError, TypeError), match=message):
+        opt.load_state_dict(saved)
+    assert pickle.dumps(opt.state_dict()) == before
+
+
+def test_a_bad_child_of_a_sequential_schedule_changes_none_of_them():
+    p = param(numpy.ones(2), "cpu")
+    opt = SGD([p], lr=1.0)
+
+    def schedule():
+        warmup, cosine = LinearWarmup(opt, warmup_steps=2), CosineAnnealingLR(opt, T_max=8)
+        return SequentialLR(opt, [warmup, cosine], milestones=[2])
+
+    source = schedule()
+    for _ in range(5):
+        source.step()
+    saved = source.state_dict()
+    saved["schedulers"][1]["T_max"] = "8"
+    target = schedule()
+    before = pickle.dumps(target.state_dict())
+    with pytest.raises(ValueError, match=r"CosineAnnealingLR state dict: 'T_max' is '8', "
+                                         r"expected a number"):
+        target.load_state_dict(saved)
+    assert pickle.dumps(target.state_dict()) == before

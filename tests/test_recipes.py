@@ -256,7 +256,8 @@ def trained(tmp_path_factory):
 def test_build_trainer_sets_up_the_run_of_its_config(trained):
     _, config, trainer = trained
     assert isinstance(trainer, Trainer)
-    assert trainer.config == dict(config, device="cpu")
+    assert trainer.config == dict(config, device="cpu",
+                                  data_dir=str(minidl.data.cache_dir().absolute()))
     assert trainer.train_loader.num_samples() == 64 and len(trainer.train_loader) == 2
     assert trainer.epochs == 2 and trainer.global_step == 4
     assert trainer.model.config["name"] == "nin-small"

@@ -17,7 +17,7 @@ PACKAGE = os.path.join(ROOT, "minidl")
 
 # Bottom to top; a module may import its own layer and the ones below it.
 LAYERS = [
-    {"backend"},
+    {"backend", "_arguments"},  # _arguments: pure-Python argument checks, imports nothing
     {"autograd"},
     {"functional", "gradcheck", "creation"},
     {"nn", "distributed"},      # nn.SyncBatchNorm uses distributed.comm; DataParallel is a Module

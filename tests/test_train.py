@@ -14,6 +14,8 @@ import signal
 
 import numpy
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import minidl
 from minidl import diagnostics, nn
@@ -437,3 +439,282 @@ def test_region_tracker_and_callbacks_check_their_arguments(digits):
     with pytest.raises(ValueError, match="callbacks with a state must be of different classes"):
         make_trainer(digits, callbacks=[diagnostics.RegionTracker(5),
                                         diagnostics.RegionTracker(6)])
+
+
+# --------------------------------------------------------------------------- damaged checkpoints
+
+SMALL_STATE = {"w": numpy.arange(6.0).reshape(2, 3), "step": 3, "names": ("a", "b")}
+
+
+def small_checkpoint(tmp_path):
+    path = tmp_path / "small.npz"
+    save_checkpoint(path, SMALL_STATE)
+    return path, path.read_bytes()
+
+
+def assert_refused_or_intact(path):
+    """A damaged copy either loads as the original (the bytes hit no data) or is refused."""
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        assert str(path) in str(exc)
+    else:
+        assert_equal_nested(state, SMALL_STATE)
+
+
+def test_a_checkpoint_cut_at_any_offset_is_a_checkpoint_error_naming_the_file(tmp_path):
+    good, data = small_checkpoint(tmp_path)
+    cut = tmp_path / "cut.npz"
+    for offset in range(len(data)):
+        cut.write_bytes(data[:offset])
+        with pytest.raises(CheckpointError, match=re.escape(str(cut))):
+            load_checkpoint(cut)
+
+
+def test_a_byte_flipped_anywhere_is_refused_or_changes_nothing(tmp_path):
+    good, data = small_checkpoint(tmp_path)
+    flipped = tmp_path / "flipped.npz"
+    for offset in range(len(data)):
+        damaged = bytearray(data)
+        damaged[offset] ^= 1 << offset % 8        # one bit, a different one at each offset
+        flipped.write_bytes(bytes(damaged))
+        assert_refused_or_intact(flipped)
+
+
+@given(flips=st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(1, 255)), min_size=2,
+                      max_size=8))
+def test_several_flipped_bytes_are_refused_or_change_nothing(tmp_path, flips):
+    good, data = small_checkpoint(tmp_path)
+    damaged = bytearray(data)
+    for offset, mask in flips:
+        damaged[offset % len(data)] ^= mask
+    (tmp_path / "flips.npz").write_bytes(bytes(damaged))
+    assert_refused_or_intact(tmp_path / "flips.npz")
+
+
+def write_header(path, header, arrays=None):
+    """An .npz with this raw ``__header__`` (bytes, or JSON of ``header``) and ``arrays``."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    numpy.savez(path, __header__=numpy.frombuffer(raw, numpy.uint8), **(arrays or {}))
+
+
+GOOD_HEADER = {"format": "minidl-checkpoint", "version": 1}
+
+
+@pytest.mark.parametrize("header, message", [
+    (b"\xff\xfe not utf-8", r"not a readable minidl checkpoint.*UnicodeDecodeError"),
+    (b"{not json", r"not a readable minidl checkpoint.*JSONDecodeError"),
+    (b"[" * 100_000 + b"]" * 100_000, r"nested too deeply"),
+    ([1, 2], r"is not a minidl checkpoint \(its header has no format"),
+    ({"format": "other"}, r"is not a minidl checkpoint \(its header has no format"),
+    ({"format": "minidl-checkpoint", "version": "1"}, r"format version '1'"),
+    (GOOD_HEADER, r"its header has no 'state' entry"),
+    (dict(GOOD_HEADER, state={"__ndarray__": "a9"}), r"names an array 'a9'"),
+    (dict(GOOD_HEADER, state={"__ndarray__": [1]}), r"names an array \[1\]"),
+    (dict(GOOD_HEADER, state={"__npscalar__": None}), r"names an array None"),
+    (dict(GOOD_HEADER, state={"__tuple__": 5}), r"__tuple__ marker of int, not a list"),
+    (dict(GOOD_HEADER, state={"__items__": {"a": 1}}), r"__items__ marker of dict"),
+    (dict(GOOD_HEADER, state={"__items__": [[1]]}), r"not a list of \[key, value\] pairs"),
+    (dict(GOOD_HEADER, state={"__items__": [[[1], 2]]}), r"not a list of \[key, value\] pairs"),
+    (dict(GOOD_HEADER, state={"x": {"__tuple__": [{"__items__": 0}]}}), r"__items__ marker"),
+])
+def test_a_malformed_header_is_a_checkpoint_error_saying_what_is_wrong(tmp_path, header,
+                                                                         message):
+    path = tmp_path / "checkpoint.npz"
+    write_header(path, header)
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + ".*" + message):
+        load_checkpoint(path)
+
+
+def test_a_deep_but_valid_json_header_is_refused_not_a_recursion_error(tmp_path):
+    path = tmp_path / "deep.npz"
+    depth = 50_000
+    raw = b'{"format": "minidl-checkpoint", "version": 1, "state": ' + b"[" * depth \
+        + b"]" * depth + b"}"
+    write_header(path, raw)
+    with pytest.raises(CheckpointError, match=r"deep\.npz is corrupt: its header is nested too "
+                                              r"deeply"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", ["npy", "pickled npy", "zip of text", "empty zip"])
+def test_other_files_under_a_checkpoint_name_are_refused(tmp_path, content):
+    import zipfile
+    path = tmp_path / "checkpoint.npz"
+    if content == "npy":
+        with open(path, "wb") as f:
+            numpy.save(f, numpy.arange(5))
+        message = r"is a single \.npy array, not a minidl checkpoint"
+    elif content == "pickled npy":
+        with open(path, "wb") as f:
+            numpy.save(f, numpy.array([None, 1]), allow_pickle=True)
+        message = r"is not a readable minidl checkpoint"
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            if content == "zip of text":
+                archive.writestr("notes.txt", "hello")
+        message = r"is not a minidl checkpoint \(it has no __header__ entry\)"
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + " " + message) as error:
+        load_checkpoint(path)
+    assert "allow_pickle" not in str(error.value)
+
+
+# --------------------------------------------------------------------------- transactional loads
+
+def damaged(state, part, change):
+    """A deep copy of trainer ``state`` with ``change(copy)`` applied."""
+    copy = pickle.loads(pickle.dumps(state))
+    change(copy)
+    return copy
+
+
+def set_key(path, value):
+    def change(state):
+        target = state
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
+
+
+def drop_key(path):
+    def change(state):
+        target = state
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return change
+
+
+TRAINER_DAMAGE = {
+    "no model": (drop_key(["model"]), r"the trainer state has no 'model'"),
+    "model is a list": (set_key(["model"], [1, 2]), r"'model' is a list, expected dict"),
+    "epoch is a string": (set_key(["epoch"], "3"), r"'epoch' is a str, expected int"),
+    "epoch is a bool": (set_key(["epoch"], True), r"'epoch' is a bool, expected int"),
+    "another model (a weight's shape)": (set_key(["model", "5.weight"], numpy.zeros((10, 31))),
+                                         r"its model does not fit.*'5\.weight' has shape "
+                                         r"\(10, 31\).*expects \(10, 32\)"),
+    "another model (a missing layer)": (drop_key(["model", "5.bias"]),
+                                        r"its model does not fit.*missing key\(s\): '5\.bias'"),
+    "another model (an extra layer)": (set_key(["model", "6.weight"], numpy.zeros(3)),
+                                       r"unexpected key\(s\): '6\.weight'"),
+    "a weight of strings": (set_key(["model", "5.bias"], numpy.array(["x"] * 10)),
+                            r"'5\.bias' has dtype <U1"),
+    "a float count": (set_key(["model", "2.num_batches_tracked"], numpy.array(1.5)),
+                      r"num_batches_tracked' has dtype float64"),
+    "optimizer group count": (set_key(["optimizer", "param_groups"], []),
+                              r"its optimizer does not fit.*0 parameter group"),
+    "optimizer lr": (set_key(["optimizer", "param_groups", 0, "lr"], "fast"),
+                     r"its optimizer does not fit.*lr must be a real number"),
+    "momentum of another shape": (set_key(["optimizer", "state", 0, "momentum_buffer"],
+                                          numpy.zeros(3)),
+                                  r"momentum_buffer'\] has shape \(3,\)"),
+    "optimizer state of another optimizer": (set_key(["optimizer", "state", 0],
+                                                     {"exp_avg": numpy.zeros(1)}),
+                                             r"entries \['exp_avg'\]"),
+    "optimizer state a list": (set_key(["optimizer", "state"], [1]), r"a dict 'state'"),
+    "schedule keys": (drop_key(["schedule", "T_max"]), r"its schedule does not fit"),
+    "schedule value": (set_key(["schedule", "T_max"], "16"), r"'T_max' is '16'"),
+    "schedule rates": (set_key(["schedule", "base_lrs"], [0.1]), r"1 base learning rate"),
+    "no schedule": (set_key(["schedule"], None), r"without a learning-rate schedule"),
+    "loader generator": (set_key(["loader", "bit_generator", "bit_generator"], "MT19937"),
+                         r"its loader does not fit.*bit generator MT19937"),
+    "loader state": (set_key(["loader", "bit_generator", "state"], {"state": "x"}),
+                     r"its loader does not fit.*malformed"),
+    "host generator": (set_key(["host_rng", "state"], 5), r"its host_rng does not fit"),
+    "totals": (set_key(["totals"], [1.0]), r"its totals does not fit"),
+    "history": (set_key(["history"], [1.0]), r"its history does not fit.*one dict per"),
+}
+
+
+@pytest.mark.parametrize("case", TRAINER_DAMAGE)
+def test_a_bad_part_of_a_checkpoint_changes_nothing_and_names_the_file_and_part(digits,
+                                                                               tmp_path, case):
+    source = make_trainer(digits, epochs=1, out_dir=tmp_path / "run")
+    source.fit()
+    change, message = TRAINER_DAMAGE[case]
+    path = tmp_path / "bad.npz"
+    save_checkpoint(path, damaged(source.state_dict(), case, change))
+    target = make_trainer(digits, epochs=1)
+    before = target.state_dict()
+    with pytest.raises(CheckpointError, match=re.escape(str(path)) + ": .*" + message):
+        target.load_checkpoint(path)
+    assert_equal_nested(target.state_dict(), before)
+
+
+# --------------------------------------------------------------------------- leftovers
+
+KILLED_SAVE = """
+import os, signal, sys
+import numpy
+from minidl import checkpoint
+
+def write_half_then_die(f, arrays):
+    f.write(b"PK" + bytes(4096))
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+checkpoint._write = write_half_then_die
+checkpoint.save_checkpoint(sys.argv[1], {"w": numpy.zeros(3)})
+"""
+
+
+def kill_during_save(path, times=1):
+    import subprocess
+    for _ in range(times):
+        done = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(path)],
+                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        assert done.returncode == -signal.SIGKILL
+
+
+def temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def test_the_next_save_removes_the_temporary_files_of_killed_saves(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, {"epoch": 1})
+    kill_during_save(path, times=3)       # each save removed the one killed before it
+    assert len(temporaries(tmp_path)) == 1 and load_checkpoint(path) == {"epoch": 1}
+    others = [".checkpoint.npz.short.tmp", ".best.npz.abcdefgh.tmp", "checkpoint.npz.tmp",
+              ".checkpoint.npz.ABCDEFGH.tmp"]
+    for name in others:      # not temporaries of checkpoint.npz: left alone
+        (tmp_path / name).write_text("keep")
+    save_checkpoint(path, {"epoch": 2})
+    assert temporaries(tmp_path) == sorted(others)
+    assert load_checkpoint(path) == {"epoch": 2}
+
+
+def test_resuming_a_run_removes_the_temporary_files_of_killed_writes(digits, tmp_path):
+    trainer = make_trainer(digits, epochs=2, out_dir=tmp_path)
+    trainer.epochs = 1
+    trainer.fit()
+    kill_during_save(tmp_path / "checkpoint.npz")
+    (tmp_path / ".log.json.k1ll3d_0.tmp").write_text("{")       # as atomic_write names them
+    resumed = make_trainer(digits, epochs=2, out_dir=tmp_path)
+    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
+    assert temporaries(tmp_path) == [".log.json.k1ll3d_0.tmp"]
+    resumed.fit()
+    assert temporaries(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- evaluation losses
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("split", ["val", "test"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_evaluation_loss_stops_the_run(digits, tmp_path, split, bad):
+    (x, y), _ = digits
+    trainer = make_trainer(digits, epochs=2, out_dir=tmp_path)
+    if split == "val":
+        trainer.val_loader = DataLoader((x[:64], y[:64]), 32)
+
+    def poison_evaluation(module, inputs, output):
+        return output if module.training else output * 0 + bad
+
+    trainer.model.register_forward_hook(poison_evaluation)
+    name = "validation" if split == "val" else "test"
+    with pytest.raises(TrainingError, match=rf"the {name} loss became (nan|inf) at epoch 1 "
+                                            rf"\(training loss \d"):
+        trainer.fit()
+    assert not (tmp_path / "checkpoint.npz").exists()

@@ -12,8 +12,10 @@ import threading
 
 import numpy as np
 
+from .._arguments import check_flag, check_number
 from .errors import DataError
 from .tensor_dataset import TensorDataset
+from .transforms import check_transform_output
 
 
 class DataLoader:
@@ -46,18 +48,23 @@ class DataLoader:
         elif not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise DataError(f"dataset must be (images, labels) or have __len__ and "
                             f"__getitem__, got {type(dataset).__name__}")
-        if int(batch_size) < 1:
-            raise DataError(f"batch_size must be at least 1, got {batch_size}")
-        if int(prefetch) < 0:
-            raise DataError(f"prefetch must be 0 or more, got {prefetch}")
+        batch_size = check_number("DataLoader", "batch_size", batch_size, integer=True, low=1)
+        prefetch = check_number("DataLoader", "prefetch", prefetch, integer=True, low=0)
+        check_flag("DataLoader", "shuffle", shuffle)
+        check_flag("DataLoader", "drop_last", drop_last)
+        if seed is not None:
+            seed = check_number("DataLoader", "seed", seed, integer=True, low=0)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be callable, got "
+                            f"{type(transform).__name__}")
         if sampler is not None and shuffle:
             raise DataError("shuffle=True and a sampler both set the order: the sampler "
                             "shuffles (DistributedSampler(shuffle=True)), pass shuffle=False")
         self.dataset = dataset
         self.sampler = sampler
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.shuffle, self.drop_last = shuffle, drop_last
-        self.prefetch = int(prefetch)
+        self.prefetch = prefetch
         self.transform = transform
         self.rng = np.random.default_rng(seed)
 
@@ -88,7 +95,9 @@ class DataLoader:
         for start in range(0, len(order), self.batch_size):
             batch = self.dataset[order[start:start + self.batch_size]]
             if self.transform is not None:
-                batch = (self.transform(batch[0], rng=rng), *batch[1:])
+                images = check_transform_output(self.transform,
+                                                self.transform(batch[0], rng=rng))
+                batch = (images, *batch[1:])
             yield batch
 
     def state_dict(self):
@@ -99,14 +108,34 @@ class DataLoader:
         return state
 
     def load_state_dict(self, state):
-        """Restore a state from `state_dict()`, so the next epoch matches the saved run."""
-        saved = state["bit_generator"]
-        if saved["bit_generator"] != type(self.rng.bit_generator).__name__:
-            raise DataError(f"state is for bit generator {saved['bit_generator']}, this loader "
-                            f"uses {type(self.rng.bit_generator).__name__}")
-        self.rng.bit_generator.state = saved
+        """Restore a state from `state_dict()`, so the next epoch matches the saved run.
+
+        The whole state is checked first: after a DataError nothing has changed.
+        """
+        saved = self._checked_state(state)
         if self.sampler is not None and "sampler" in state:
             self.sampler.load_state_dict(state["sampler"])
+        self.rng.bit_generator.state = saved
+
+    def _checked_state(self, state):
+        """The generator state of `state` (a `state_dict()`), checked; changes nothing."""
+        if not isinstance(state, dict) or not isinstance(state.get("bit_generator"), dict):
+            raise DataError(f"a DataLoader state is a dict with a 'bit_generator' entry, got "
+                            f"{state!r:.200}")
+        saved = state["bit_generator"]
+        kind = type(self.rng.bit_generator)
+        if saved.get("bit_generator") != kind.__name__:
+            raise DataError(f"state is for bit generator {saved.get('bit_generator')}, this "
+                            f"loader uses {kind.__name__}")
+        try:
+            kind().state = saved        # a scratch generator: the loader's own stays as it is
+        except (TypeError, ValueError, KeyError) as exc:
+            raise DataError(f"the loader's bit generator state is malformed: "
+                            f"{type(exc).__name__}: {exc}") from None
+        if self.sampler is not None and "sampler" in state and hasattr(self.sampler,
+                                                                       "_checked_state"):
+            self.sampler._checked_state(state["sampler"])
+        return saved
 
 
 _DONE = object()

@@ -9,6 +9,7 @@ collective for one that has already stopped.
 """
 import numpy as np
 
+from .._arguments import is_integer
 from .errors import DataError
 
 __all__ = ["DistributedSampler"]
@@ -78,4 +79,12 @@ class DistributedSampler:
         return {"epoch": self.epoch}
 
     def load_state_dict(self, state):
-        self.epoch = int(state["epoch"])
+        self.epoch = self._checked_state(state)
+
+    def _checked_state(self, state):
+        """The epoch of a saved ``state_dict()``; DataError for a malformed one."""
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        if not is_integer(epoch) or epoch < 0:
+            raise DataError(f"a DistributedSampler state is {{'epoch': N}} with an integer "
+                            f"N >= 0, got {state!r:.200}")
+        return int(epoch)

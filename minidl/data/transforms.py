@@ -22,6 +22,20 @@ def _check_batch(where, batch):
                         f"got {getattr(batch, 'shape', type(batch).__name__)}")
 
 
+def check_transform_output(transform, output):
+    """``output`` if it is an array (what a transform must return), else a TypeError naming it.
+
+    A transform that forgets its ``return`` gives None, which would
+    otherwise travel on as the batch's images.
+    """
+    # any array kind (NumPy, CuPy, a minidl Tensor) has these; None, lists and numbers do not
+    if not (hasattr(output, "shape") and hasattr(output, "dtype")):
+        name = getattr(transform, "__name__", None) or type(transform).__name__
+        raise TypeError(f"transform {name} returned {type(output).__name__}, not an array of "
+                        f"images: it must return the transformed batch")
+    return output
+
+
 def _generator(rng):
     return rng if rng is not None else np.random.default_rng()
 
@@ -233,7 +247,7 @@ class Compose:
 
     def __call__(self, batch, rng=None):
         for t in self.transforms:
-            batch = t(batch, rng=rng)
+            batch = check_transform_output(t, t(batch, rng=rng))
         return batch
 
     def fit(self, images):

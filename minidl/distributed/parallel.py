@@ -137,5 +137,5 @@ class DataParallel(Module):
     def state_dict(self):
         return self.module.state_dict()
 
-    def load_state_dict(self, state_dict, strict=True):
-        return self.module.load_state_dict(state_dict, strict)
+    def _checked_state(self, state_dict, strict=True):
+        return self.module._checked_state(state_dict, strict)    # what load_state_dict copies

@@ -12,6 +12,7 @@ copies of every parameter *and* buffer, so a checkpoint restores a model
 exactly, evaluation statistics included.
 """
 import collections
+import collections.abc
 import itertools
 
 import numpy
@@ -41,6 +42,12 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
+
+
+def _some(names, shown=8):
+    """The first ``shown`` names, quoted, and how many more there are (a message stays short)."""
+    text = ", ".join(map(repr, names[:shown]))
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 class Module:
@@ -239,20 +246,38 @@ class Module:
         """Copy ``state_dict`` (name -> array or Tensor) into the parameters and buffers.
 
         Values are copied in place, cast to each tensor's dtype and moved to its
-        device.  Every shape is checked before anything is copied.  With
-        ``strict`` missing or unexpected keys are an error; otherwise they are
-        skipped and returned as ``(missing_keys, unexpected_keys)``.
+        device.  The load is all or nothing: every name, shape and dtype is
+        checked before anything is copied, so after an error the module is as
+        it was.  A floating tensor takes floating or integer values, an integer
+        one (``num_batches_tracked``) integer values only.  With ``strict``
+        missing or unexpected keys are an error; otherwise they are skipped and
+        returned as ``(missing_keys, unexpected_keys)``.  Errors are ValueErrors
+        (TypeError for a ``state_dict`` that is no mapping) naming the key.
         """
+        updates, missing, unexpected = self._checked_state(state_dict, strict)
+        for target, value in updates:
+            target.data[...] = backend.to_device(value, target.device)
+        return missing, unexpected
+
+    def _checked_state(self, state_dict, strict=True):
+        """``(updates, missing, unexpected)`` of :meth:`load_state_dict`, changing nothing.
+
+        ``updates`` lists ``(tensor, value)`` pairs ready to copy.
+        """
+        where = f"load_state_dict into {type(self).__name__}"
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError(f"{where}: expected a mapping of names to arrays, got "
+                            f"{type(state_dict).__name__}")
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             problems = []
             if missing:
-                problems.append("missing key(s): " + ", ".join(map(repr, missing)))
+                problems.append("missing key(s): " + _some(missing))
             if unexpected:
-                problems.append("unexpected key(s): " + ", ".join(map(repr, unexpected)))
-            raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+                problems.append("unexpected key(s): " + _some(unexpected))
+            raise ValueError(f"{where}: " + "; ".join(problems))
         updates = []
         for name, target in own.items():
             if name not in state_dict:
@@ -262,13 +287,14 @@ class Module:
             if not hasattr(value, "shape"):
                 value = numpy.asarray(value)
             if tuple(value.shape) != target.shape:
-                raise ValueError(f"load_state_dict into {type(self).__name__}: {name!r} has shape "
-                                 f"{tuple(value.shape)} in the state dict, but the model expects "
-                                 f"{target.shape}")
+                raise ValueError(f"{where}: {name!r} has shape {tuple(value.shape)} in the state "
+                                 f"dict, but the model expects {target.shape}")
+            accepted = "fiu" if target.dtype.kind == "f" else "iu"
+            if value.dtype.kind not in accepted:
+                raise ValueError(f"{where}: {name!r} has dtype {value.dtype} in the state dict, "
+                                 f"which cannot be copied into its {target.dtype} tensor")
             updates.append((target, value))
-        for target, value in updates:
-            target.data[...] = backend.to_device(value, target.device)
-        return missing, unexpected
+        return updates, missing, unexpected
 
     # ------------------------------------------------------------------ modes, devices, grads
     def train(self, mode=True):

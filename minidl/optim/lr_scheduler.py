@@ -37,7 +37,7 @@ import bisect
 import copy
 import math
 
-from ..functional._checks import check_number
+from ..functional._checks import check_number, is_real
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearWarmup",
@@ -89,21 +89,36 @@ class LRScheduler:
         """Restore a state saved by ``state_dict()`` of the same kind of scheduler.
 
         The optimizer's learning rates are set to the restored ``get_last_lr()``.
+        The whole state is checked first (keys, the kind of every value, one
+        rate per parameter group): after a ValueError nothing has changed.
         """
         self._check_state_dict(state_dict)
         self.__dict__.update(copy.deepcopy(state_dict))
         self._set_lrs(self._last_lr)
 
     def _check_state_dict(self, state_dict):
-        expected = set(self.state_dict())
-        if not isinstance(state_dict, dict) or set(state_dict) != expected:
+        own = self.state_dict()
+        if not isinstance(state_dict, dict) or set(state_dict) != set(own):
             got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
             raise ValueError(f"this is not a {type(self).__name__} state dict: expected the keys "
-                             f"{sorted(expected)}, got {got}")
+                             f"{sorted(own)}, got {got}")
+        for key, value in state_dict.items():
+            if _kind(value) != _kind(own[key]):
+                raise ValueError(f"{type(self).__name__} state dict: {key!r} is {value!r}, "
+                                 f"expected a {_kind(own[key])} like {own[key]!r}")
         groups = len(self.optimizer.param_groups)
-        if len(state_dict["base_lrs"]) != groups:
-            raise ValueError(f"the state dict has {len(state_dict['base_lrs'])} base learning "
-                             f"rate(s) but the optimizer has {groups} parameter group(s)")
+        for key, what in (("base_lrs", "base"), ("_last_lr", "last")):
+            rates = state_dict[key]
+            if len(rates) != groups or _kind(*rates) != "number":
+                raise ValueError(f"the state dict has {len(rates)} {what} learning rate(s) "
+                                 f"but the optimizer has {groups} parameter group(s): "
+                                 f"{rates!r:.100}")
+
+
+def _kind(*values):
+    """What a state value is, for comparing a saved state with a scheduler's own."""
+    kinds = {"number" if is_real(v) else type(v).__name__ for v in values}
+    return kinds.pop() if len(kinds) == 1 else "mixture"
 
 
 class StepLR(LRScheduler):
@@ -197,13 +212,18 @@ class SequentialLR(LRScheduler):
         state["schedulers"] = [scheduler.state_dict() for scheduler in self.schedulers]
         return state
 
-    def load_state_dict(self, state_dict):
-        self._check_state_dict(state_dict)
+    def _check_state_dict(self, state_dict):
+        super()._check_state_dict(state_dict)
         children = state_dict["schedulers"]
         if len(children) != len(self.schedulers):
             raise ValueError(f"the state dict is for a SequentialLR of {len(children)} "
                              f"scheduler(s), this one has {len(self.schedulers)}")
         for scheduler, child in zip(self.schedulers, children):
+            scheduler._check_state_dict(child)
+
+    def load_state_dict(self, state_dict):
+        self._check_state_dict(state_dict)      # every child's too, before any is changed
+        for scheduler, child in zip(self.schedulers, state_dict["schedulers"]):
             scheduler.load_state_dict(child)
         own = {key: value for key, value in state_dict.items() if key != "schedulers"}
         self.__dict__.update(copy.deepcopy(own))

@@ -143,17 +143,29 @@ class Optimizer:
 
         The groups must have the same sizes as this optimizer's, and each state
         array the shape of its parameter; arrays are moved to the parameter's
-        device and dtype.  Nothing changes when an error is raised.
+        device and dtype.  Everything is checked before anything is assigned:
+        nothing changes when an error (a ValueError or TypeError) is raised.
         """
+        self.param_groups, self.state = self._checked_state(state_dict)
+
+    def _checked_state(self, state_dict):
+        """The ``(param_groups, state)`` that :meth:`load_state_dict` assigns, changing nothing."""
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError("an optimizer state dict is a dict with the keys 'state' and "
                              "'param_groups' (as returned by Optimizer.state_dict())")
-        saved_groups = state_dict["param_groups"]
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, list) or not isinstance(saved_state, dict):
+            raise ValueError(f"an optimizer state dict has a list of 'param_groups' and a dict "
+                             f"'state', got {type(saved_groups).__name__} and "
+                             f"{type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"the state dict has {len(saved_groups)} parameter group(s) but "
                              f"this optimizer has {len(self.param_groups)}")
         by_index, groups = {}, []
         for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+                raise ValueError(f"parameter group {i} of the state dict is not a dict with a "
+                                 f"list of 'params'")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"parameter group {i} has {len(saved['params'])} parameter(s) in "
                                  f"the state dict but {len(group['params'])} in this optimizer")
@@ -166,10 +178,13 @@ class Optimizer:
             self._check_group(restored)
             groups.append(restored)
         state = {}
-        for index, entries in state_dict["state"].items():
+        for index, entries in saved_state.items():
             if index not in by_index:
-                raise ValueError(f"the state dict has state for parameter {index}, which no "
+                raise ValueError(f"the state dict has state for parameter {index!r}, which no "
                                  f"parameter group lists")
+            if not isinstance(entries, dict):
+                raise ValueError(f"state of parameter {index} is a {type(entries).__name__}, "
+                                 f"not a dict")
             unknown = sorted(set(entries) - set(self.state_keys))
             if unknown:
                 raise ValueError(f"state of parameter {index} has entries {unknown} that "
@@ -178,7 +193,7 @@ class Optimizer:
             p = by_index[index]
             state[p] = {name: _to_parameter(value, p, f"state[{index}][{name!r}]")
                         for name, value in entries.items()}
-        self.param_groups, self.state = groups, state
+        return groups, state
 
 
 _SET_ERROR = ("optimizer parameters must be an ordered collection (a list), not a set: the "
@@ -203,6 +218,8 @@ def _to_parameter(value, p, name):
         return value
     if value.shape != p.shape:
         raise ValueError(f"{name} has shape {value.shape} but its parameter has shape {p.shape}")
+    if value.dtype.kind not in "fiu":
+        raise ValueError(f"{name} has dtype {value.dtype}; its parameter is {p.dtype}")
     # astype copies, so the optimizer never shares memory with the caller's state dict
     return backend.to_device(backend.to_numpy(value).astype(p.dtype), p.device)
 

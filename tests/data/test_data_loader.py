@@ -1,4 +1,5 @@
 """DataLoader: batching, seeded and resumable shuffling, prefetching."""
+import re
 import threading
 
 import numpy as np
@@ -8,7 +9,7 @@ from hypothesis import strategies as st
 
 import minidl
 from minidl.data import DataError, DataLoader, TensorDataset
-from minidl.data.transforms import RandomHorizontalFlip
+from minidl.data.transforms import Compose, RandomHorizontalFlip
 
 
 def dataset(n=10):
@@ -170,8 +171,6 @@ def test_abandoned_iteration_stops_the_thread():
     (dict(dataset=(np.zeros(3), np.zeros(4)), batch_size=2),
      r"dataset must be a tuple \(images, labels\) of equal length, got lengths \[3, 4\]"),
     (dict(dataset=5, batch_size=2), r"dataset must be \(images, labels\) or have __len__"),
-    (dict(dataset=dataset(), batch_size=0), r"batch_size must be at least 1, got 0"),
-    (dict(dataset=dataset(), batch_size=2, prefetch=-1), r"prefetch must be 0 or more, got -1"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(DataError, match=message):
@@ -201,3 +200,71 @@ def test_tensor_dataset_needs_equal_lengths():
         TensorDataset(np.zeros(3), np.zeros(4))
     with pytest.raises(DataError, match="at least one array"):
         TensorDataset()
+
+
+# every value that is not an integer in range, for each integer or flag argument
+BAD_ARGUMENTS = [
+    ("batch_size", 2.7, TypeError, "an integer"), ("batch_size", 2.0, TypeError, "an integer"),
+    ("batch_size", True, TypeError, "an integer"), ("batch_size", "8", TypeError, "an integer"),
+    ("batch_size", None, TypeError, "an integer"), ("batch_size", np.float32(4), TypeError,
+                                                    "an integer"),
+    ("batch_size", 0, ValueError, ">= 1"), ("batch_size", -3, ValueError, ">= 1"),
+    ("prefetch", -1, ValueError, ">= 0"), ("prefetch", 1.5, TypeError, "an integer"),
+    ("prefetch", False, TypeError, "an integer"), ("prefetch", "2", TypeError, "an integer"),
+    ("seed", -1, ValueError, ">= 0"), ("seed", 0.5, TypeError, "an integer"),
+    ("seed", "7", TypeError, "an integer"), ("seed", True, TypeError, "an integer"),
+    ("shuffle", 1, TypeError, "True or False"), ("shuffle", "yes", TypeError, "True or False"),
+    ("drop_last", 0, TypeError, "True or False"), ("drop_last", None, TypeError,
+                                                   "True or False"),
+    ("transform", "flip", TypeError, "callable"),
+]
+
+
+@pytest.mark.parametrize("name, value, error, expected", BAD_ARGUMENTS)
+def test_a_bad_argument_is_an_error_naming_it(name, value, error, expected):
+    arguments = {"batch_size": 2, name: value}
+    with pytest.raises(error, match=rf"DataLoader: {name} must be (a |an )?.*{expected}"):
+        DataLoader(dataset(), **arguments)
+
+
+@given(batch_size=st.integers(1, 12), prefetch=st.integers(0, 3), seed=st.integers(0, 2 ** 40))
+def test_integer_arguments_in_range_are_accepted(batch_size, prefetch, seed):
+    loader = DataLoader(dataset(), np.int64(batch_size), prefetch=prefetch, seed=seed)
+    assert loader.batch_size == batch_size and type(loader.batch_size) is int
+    assert sum(len(y) for _, y in loader) == 10
+
+
+def forgets_to_return(batch, rng=None):
+    batch * 2
+
+
+def returns_a_list(batch, rng=None):
+    return list(batch)
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+@pytest.mark.parametrize("transform, name, returned", [
+    (forgets_to_return, "forgets_to_return", "NoneType"),
+    (returns_a_list, "returns_a_list", "list"),
+    (lambda batch, rng=None: 3, "<lambda>", "int"),
+    (Compose([RandomHorizontalFlip(), forgets_to_return]), "forgets_to_return", "NoneType"),
+    (Compose([forgets_to_return, RandomHorizontalFlip()]), "forgets_to_return", "NoneType"),
+])
+def test_a_transform_that_returns_no_array_is_named(prefetch, transform, name, returned):
+    loader = DataLoader(dataset(), 4, transform=transform, prefetch=prefetch)
+    with pytest.raises(TypeError, match=rf"transform {re.escape(name)} returned {returned}, "
+                                        rf"not an array of images"):
+        next(iter(loader))
+
+
+@pytest.mark.parametrize("state, message", [
+    (None, "a DataLoader state is a dict"), ({"bit_generator": 5}, "a DataLoader state is a dict"),
+    ({"bit_generator": {"bit_generator": "PCG64", "state": 1}}, "bit generator state is malformed"),
+    ({"bit_generator": {"bit_generator": "PCG64"}}, "bit generator state is malformed"),
+])
+def test_a_malformed_loader_state_changes_nothing(state, message):
+    loader = DataLoader(dataset(), 2, shuffle=True, seed=3)
+    before = loader.state_dict()
+    with pytest.raises(DataError, match=message):
+        loader.load_state_dict(state)
+    assert loader.state_dict() == before
