@@ -105,6 +105,10 @@ def _train_arguments(parser):
                           "(seeded by --seed) to validate on after each epoch, keep the best "
                           "epoch in best.npz and test only after the last epoch (default: "
                           "none; test after every epoch)")
+    run.add_argument("--precise-bn", type=_positive_int, metavar="N",
+                     help="after each epoch, re-estimate the batch-norm running statistics "
+                          "over N training batches with the final weights, before evaluating "
+                          "(docs/batch_norm.md; default: off)")
     where = parser.add_argument_group("where")
     where.add_argument("--out", type=Path, metavar="DIR",
                        help="output folder for checkpoint.npz, log.csv, log.json and "

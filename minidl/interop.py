@@ -78,9 +78,12 @@ def _layers(torch):
         return lambda m: cls(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
 
     def batch_norm(cls):
-        return (lambda m: cls(m.num_features, eps=m.eps, momentum=m.momentum),
-                lambda m, dtype: getattr(nn, cls.__name__)(m.num_features, eps=m.eps,
-                                                           momentum=m.momentum, dtype=dtype))
+        def options(m):
+            return dict(eps=m.eps, momentum=m.momentum, affine=m.affine,
+                        track_running_stats=m.track_running_stats, bias=m.bias is not None)
+        return (lambda m: cls(m.num_features, **options(m)),
+                lambda m, dtype: getattr(nn, cls.__name__)(m.num_features, dtype=dtype,
+                                                           **options(m)))
 
     return [
         (nn.Linear, t.Linear,
@@ -114,8 +117,6 @@ def _layers(torch):
 # Settings of torch layers that minidl's layers do not have: (attribute, the value minidl means).
 _TORCH_DEFAULTS = {
     "Conv2d": {"dilation": (1, 1), "groups": 1, "padding_mode": "zeros"},
-    "BatchNorm1d": {"affine": True, "track_running_stats": True},
-    "BatchNorm2d": {"affine": True, "track_running_stats": True},
     "MaxPool2d": {"dilation": 1, "return_indices": False},
     "AvgPool2d": {"count_include_pad": True, "divisor_override": None},
     "Flatten": {"end_dim": -1},

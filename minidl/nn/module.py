@@ -51,6 +51,9 @@ class Module:
     ``eval()``; layers such as batch norm and dropout read it.
     """
 
+    # names of a module's own state that older state dicts may lack (load keeps their values)
+    _optional_state = frozenset()
+
     def __init__(self):
         # object.__setattr__: our own __setattr__ needs these dictionaries to exist.
         object.__setattr__(self, "training", True)
@@ -241,10 +244,15 @@ class Module:
         Values are copied in place, cast to each tensor's dtype and moved to its
         device.  Every shape is checked before anything is copied.  With
         ``strict`` missing or unexpected keys are an error; otherwise they are
-        skipped and returned as ``(missing_keys, unexpected_keys)``.
+        skipped and returned as ``(missing_keys, unexpected_keys)``.  State a
+        module lists in ``_optional_state`` (batch norm's ``num_batches_tracked``,
+        which older state dicts lack) may be missing: it keeps its value.
         """
         own = self._state_tensors()
-        missing = [k for k in own if k not in state_dict]
+        optional = {f"{prefix}.{name}" if prefix else name
+                    for prefix, module in self.named_modules(remove_duplicate=False)
+                    for name in module._optional_state}
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             problems = []
