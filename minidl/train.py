@@ -185,6 +185,7 @@ class Trainer:
     precise_bn: at the end of every epoch, before evaluating, re-estimate the
         batch-norm running statistics over this many training batches with the
         epoch's final weights (``minidl.nn.utils.update_bn_stats``); None: no.
+        The weights train as without it.
 
     The model must already be on its device; batches go to the device of its
     first parameter.
@@ -331,7 +332,11 @@ class Trainer:
                   "val_loss": None, "val_accuracy": None, "test_loss": None,
                   "test_accuracy": None}
         if self.precise_bn is not None:
+            # the loader's generator orders (and augments) the next epoch: put it back, so
+            # that precise BN changes the running statistics and nothing else
+            loader_state = self.train_loader.state_dict()
             update_bn_stats(self.model, self.train_loader, batches=self.precise_bn)
+            self.train_loader.load_state_dict(loader_state)
         if self.val_loader is not None:
             record["val_loss"], record["val_accuracy"] = evaluate(self.model, self.val_loader,
                                                                   self.device)
