@@ -20,7 +20,7 @@ def test_every_data_set_has_defaults_and_given_values_replace_them():
     assert digits == {"model": "min-small", "dataset": "digits", "epochs": 6, "batch_size": 64,
                       "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "optimizer": "sgd",
                       "schedule": "cosine", "warmup": 0, "seed": 0, "limit": None,
-                      "val_split": None, "overrides": {"dropout": 0.0}, "minidl_version": minidl.__version__}
+                      "val_split": None, "precise_bn": None, "overrides": {"dropout": 0.0}, "minidl_version": minidl.__version__}
     cifar = recipes.run_config("min", "cifar10", epochs=3, warmup=None, pieces=2)
     assert (cifar["epochs"], cifar["warmup"], cifar["overrides"]) == (3, 2, {"pieces": 2})
     assert recipes.run_config("nin", "svhn")["lr"] == 0.05
