@@ -94,8 +94,11 @@ def main(argv=None):
             # in training mode, with each batch's own statistics, as the weights moved
             correct += int((logits.argmax(axis=1).numpy() == labels).sum())
         if args.precise_bn:
-            # the running statistics trail the moving weights: measure them afresh
+            # the running statistics trail the moving weights: measure them afresh, then put
+            # the loader's generator back, so that the next epoch trains as it would have
+            state = train_loader.state_dict()
             update_bn_stats(model, train_loader, batches=args.precise_bn)
+            train_loader.load_state_dict(state)
         history.append({"train_loss": loss_sum / train_loader.num_samples(),
                         "train_accuracy": correct / train_loader.num_samples(),
                         "test_accuracy": accuracy(model, test_loader, args.device)})
