@@ -238,6 +238,19 @@ def test_convert_swaps_every_batch_norm_keeping_its_state():
     assert isinstance(nn.SyncBatchNorm.convert(nn.BatchNorm1d(2)), nn.SyncBatchNorm)
 
 
+def test_update_bn_stats_pools_sync_batch_norm_over_the_processes(device):
+    """On a mirror of 2, the statistics are those of every batch taken twice."""
+    sync = nn.SyncBatchNorm(3, dtype="float64", communicator=mirror(2)).to(device)
+    plain = nn.BatchNorm2d(3, dtype="float64").to(device)
+    rng = numpy.random.default_rng(2)
+    data = [rng.normal(size=(2, 3, 2, 2)) * 3 + 5 for _ in range(3)]
+    nn.utils.update_bn_stats(sync, data)
+    nn.utils.update_bn_stats(plain, [numpy.concatenate([x, x]) for x in data])
+    for name in ("running_mean", "running_var"):
+        numpy.testing.assert_allclose(host(getattr(sync, name)), host(getattr(plain, name)),
+                                      rtol=1e-12)
+
+
 @pytest.mark.parametrize("options", [dict(momentum=None), dict(affine=False),
                                      dict(track_running_stats=False), dict(bias=False)])
 def test_sync_batch_norm_options_on_a_mirror(device, options):

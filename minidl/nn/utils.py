@@ -16,7 +16,9 @@ from .. import backend
 from ..autograd import Tensor, no_grad
 from ..functional._batch_norm import channel_dot, channel_sum, grouped, per_channel
 from ..functional._checks import check_flag, check_number
+from ..distributed.comm import get_communicator
 from .layers import BatchNorm1d, BatchNorm2d
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "update_bn_stats"]
 
@@ -99,6 +101,20 @@ class _Moments:
         self.squares = self.squares + squares + delta * delta * (self.count * m / total)
         self.count = total
 
+    def merge_over(self, communicator):
+        """The totals of every process together, on every process: the same rule summed,
+        n = sum n_p, mu = sum n_p mu_p / n, S = sum (S_p + n_p (mu_p - mu)**2)."""
+        xp = backend.get_array_module(self.mean)
+        channels = len(self.mean)
+        totals = xp.empty(channels + 1, dtype=self.mean.dtype)
+        totals[:channels] = self.mean * self.count
+        totals[channels] = self.count
+        communicator.all_reduce(totals)
+        mean = totals[:channels] / totals[channels]
+        delta = self.mean - mean
+        self.squares = communicator.all_reduce(self.squares + delta * delta * self.count)
+        self.count, self.mean = int(totals[channels]), mean
+
 
 def update_bn_stats(model, loader, batches=200):
     """Set every batch norm's running mean and variance to those of its input over ``batches``.
@@ -120,8 +136,8 @@ def update_bn_stats(model, loader, batches=200):
     passes, as in training.  Layers without running statistics
     (``track_running_stats=False``) are skipped, and a model without batch
     norm is left alone (the loader is not read).  Returns the number of
-    batches used (0 without batch norm).  Each process of a distributed run
-    estimates from its own batches.
+    batches used (0 without batch norm).  A ``SyncBatchNorm`` pools its
+    statistics over all processes, so every process gets the same.
     """
     batches = check_number("update_bn_stats", "batches", batches, integer=True, low=1)
     norms = [m for m in model.modules()
@@ -156,6 +172,8 @@ def update_bn_stats(model, loader, batches=200):
     if not seen:
         raise ValueError("update_bn_stats: the loader yielded no batches")
     for m, acc in zip(norms, moments):
+        if isinstance(m, SyncBatchNorm):
+            acc.merge_over(m.communicator or get_communicator())
         m.running_mean.data[...] = acc.mean
         m.running_var.data[...] = acc.squares / (acc.count - 1)
         m.num_batches_tracked.data[...] = seen
