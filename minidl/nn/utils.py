@@ -14,9 +14,9 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor, no_grad
+from ..distributed.comm import get_communicator
 from ..functional._batch_norm import channel_dot, channel_sum, grouped, per_channel
 from ..functional._checks import check_flag, check_number
-from ..distributed.comm import get_communicator
 from .layers import BatchNorm1d, BatchNorm2d
 from .sync_batchnorm import SyncBatchNorm
 
