@@ -2,6 +2,7 @@
 
     python examples/train_mnist.py                          # digits, shipped with minidl: offline
     python examples/train_mnist.py --limit 512 --epochs 2   # a run of seconds
+    python examples/train_mnist.py --limit 512 --epochs 2 --precise-bn 8
     python examples/train_mnist.py --dataset mnist --download --epochs 10
 
 Every piece is in sight: data, normalization, model, optimizer, schedule, and
@@ -16,6 +17,7 @@ import minidl.functional as F
 from minidl.data import DataLoader, load
 from minidl.data.transforms import Normalize
 from minidl.models import create
+from minidl.nn.utils import update_bn_stats
 from minidl.optim import SGD, CosineAnnealingLR, weight_decay_groups
 
 
@@ -33,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="dropout after blocks 1 and 2 (default 0: short runs learn faster "
                              "without; the papers use 0.5)")
+    parser.add_argument("--precise-bn", type=int, metavar="N",
+                        help="after each epoch, re-estimate the batch-norm statistics over N "
+                             "training batches with the final weights (docs/batch_norm.md)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -75,19 +80,30 @@ def main(argv=None):
 
     history = []
     for epoch in range(1, args.epochs + 1):
-        loss_sum = 0.0
+        loss_sum, correct = 0.0, 0
         for images, labels in train_loader:
             x = minidl.tensor(images, device=args.device)
             y = minidl.tensor(labels, device=args.device)
-            loss = F.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
             optimizer.zero_grad()   # backward adds to .grad: clear the last step's
             loss.backward()
             optimizer.step()
             schedule.step()
             loss_sum += loss.item() * len(labels)   # item() waits for a GPU: fine here
+            # in training mode, with each batch's own statistics, as the weights moved
+            correct += int((logits.argmax(axis=1).numpy() == labels).sum())
+        if args.precise_bn:
+            # the running statistics trail the moving weights: measure them afresh, then put
+            # the loader's generator back, so that the next epoch trains as it would have
+            state = train_loader.state_dict()
+            update_bn_stats(model, train_loader, batches=args.precise_bn)
+            train_loader.load_state_dict(state)
         history.append({"train_loss": loss_sum / train_loader.num_samples(),
+                        "train_accuracy": correct / train_loader.num_samples(),
                         "test_accuracy": accuracy(model, test_loader, args.device)})
         print(f"epoch {epoch}/{args.epochs}  train loss {history[-1]['train_loss']:.4f}  "
+              f"train accuracy {100 * history[-1]['train_accuracy']:.1f}%  "
               f"test accuracy {100 * history[-1]['test_accuracy']:.1f}%", flush=True)
     return history
 

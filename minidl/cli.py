@@ -143,6 +143,10 @@ def _train_arguments(parser):
                           f"into {diagnostics.REGIONS_NAME} and, with matplotlib, "
                           f"{REGIONS_PLOT} (a resumed run that tracked goes on tracking; "
                           "default: off)")
+    run.add_argument("--precise-bn", type=_positive_int, metavar="N",
+                     help="after each epoch, re-estimate the batch-norm running statistics "
+                          "over N training batches with the final weights, before evaluating "
+                          "(docs/batch_norm.md; default: off)")
     where = parser.add_argument_group("where")
     where.add_argument("--out", type=Path, metavar="DIR",
                        help="output folder for checkpoint.npz, log.csv, log.json and "

@@ -76,9 +76,12 @@ def _layers(torch):
 
 
     def batch_norm(cls):
-        return (lambda m: cls(m.num_features, eps=m.eps, momentum=m.momentum),
-                lambda m, dtype: getattr(nn, cls.__name__)(m.num_features, eps=m.eps,
-                                                           momentum=m.momentum, dtype=dtype))
+        def options(m):
+            return dict(eps=m.eps, momentum=m.momentum, affine=m.affine,
+                        track_running_stats=m.track_running_stats, bias=m.bias is not None)
+        return (lambda m: cls(m.num_features, **options(m)),
+                lambda m, dtype: getattr(nn, cls.__name__)(m.num_features, dtype=dtype,
+                                                           **options(m)))
 
     return [
         (nn.Linear, t.Linear,
@@ -119,8 +122,6 @@ def _layers(torch):
 # Settings of torch layers that minidl's layers do not have: (attribute, the value minidl means).
 _TORCH_DEFAULTS = {
     "Conv2d": {"padding_mode": "zeros"},
-    "BatchNorm1d": {"affine": True, "track_running_stats": True},
-    "BatchNorm2d": {"affine": True, "track_running_stats": True},
     "Flatten": {"end_dim": -1},
 }
 

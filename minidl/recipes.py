@@ -84,7 +84,8 @@ SWEEP_VAL_SPLIT = 0.2      # held out for a sweep when the run has no val_split 
 EVAL_BATCH_SIZE = 500
 # the settings of a run besides model and data set, in the order a run config lists them
 HYPERPARAMETERS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer",
-                   "schedule", "warmup", "seed", "limit", "val_split", "preprocess", "augment")
+                   "schedule", "warmup", "seed", "limit", "val_split", "preprocess", "augment",
+                   "precise_bn")
 MODEL_OVERRIDES = ("dropout", "pieces", "init")     # passed to minidl.models.create
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "none")
@@ -102,7 +103,9 @@ def hyperparameters(dataset, **given):
     A value of None stands for the default.  ``seed`` defaults to 0,
     ``limit`` (use only the first N training and N test images) to None: all
     images, and ``val_split`` (the fraction of the training images held out
-    for validation, see :func:`split_validation`) to None: none.  ``warmup``
+    for validation, see :func:`split_validation`) to None: none, and
+    ``precise_bn`` (training batches to re-estimate the batch-norm statistics
+    over after each epoch, ``Trainer(precise_bn=...)``) to None: none.  ``warmup``
     counts epochs of linear warm-up from lr/10 and must be fewer than ``epochs``.
     ``preprocess`` is one of :data:`PREPROCESSING` (see
     :func:`build_preprocessing`), ``augment`` one of :data:`AUGMENTATIONS`
@@ -114,7 +117,7 @@ def hyperparameters(dataset, **given):
     if unknown:
         raise ValueError(f"hyperparameters: unknown setting(s) {', '.join(map(repr, unknown))}; "
                          f"valid: {', '.join(HYPERPARAMETERS)}")
-    defaults = dict(DEFAULTS[dataset], seed=0, limit=None, val_split=None)
+    defaults = dict(DEFAULTS[dataset], seed=0, limit=None, val_split=None, precise_bn=None)
     settings = {key: defaults[key] if given.get(key) is None else given[key]
                 for key in HYPERPARAMETERS}
     if given.get("lr") is None and settings["optimizer"] == "adam":
@@ -139,8 +142,9 @@ def hyperparameters(dataset, **given):
     check("weight_decay", low=0, **finite)
     check("warmup", integer=True, low=0, high=settings["epochs"], high_open=True)
     check("seed", integer=True, low=0)
-    if settings["limit"] is not None:
-        check("limit", integer=True, low=1)
+    for key in ("limit", "precise_bn"):
+        if settings[key] is not None:
+            check(key, integer=True, low=1)
     if settings["val_split"] is not None:
         check("val_split", low=0, high=1, low_open=True, high_open=True)
     return settings
@@ -366,7 +370,8 @@ def build_trainer(config, out_dir=None, *, device="cpu", root=None, download=Fal
                       schedule=build_schedule(optimizer, config, len(train_loader)),
                       epochs=config["epochs"], seed=config["seed"], out_dir=out_dir,
                       config=config, extra_state={"preprocessing": preprocessing.state_dict()},
-                      callbacks=callbacks, verbose=verbose)
+                      callbacks=callbacks, verbose=verbose,
+                      precise_bn=config.get("precise_bn"))
     if state is not None:
         trainer.load_state_dict(state)
         extended = config["epochs"] != trainer.config["epochs"]

@@ -47,6 +47,7 @@ from .fileio import atomic_write, remove_stale_temporaries
 from .functional import cross_entropy
 from .functional._checks import check_number
 from .functional.loss import check_label_range
+from .nn.utils import update_bn_stats
 from .plots import plot_training_curves
 from .progress import progress
 
@@ -207,6 +208,10 @@ class Trainer:
         the callback's class name (so a resumed run keeps it); e.g.
         :class:`minidl.diagnostics.RegionTracker`.
     verbose: print a progress bar and one line per epoch.
+    precise_bn: at the end of every epoch, before evaluating, re-estimate the
+        batch-norm running statistics over this many training batches with the
+        epoch's final weights (``minidl.nn.utils.update_bn_stats``); None: no.
+        The weights train as without it.
 
     The model must already be on its device; batches go to the device of its
     first parameter.
@@ -214,10 +219,12 @@ class Trainer:
 
     def __init__(self, model, optimizer, train_loader, *, val_loader=None, test_loader=None,
                  schedule=None, epochs=1, seed=0, out_dir=None, log_every=20, config=None,
-                 extra_state=None, callbacks=(), verbose=True):
+                 extra_state=None, callbacks=(), verbose=True, precise_bn=None):
         seed = check_number("Trainer", "seed", seed, integer=True, low=0)
         epochs = check_number("Trainer", "epochs", epochs, integer=True, low=1)
         log_every = check_number("Trainer", "log_every", log_every, integer=True, low=1)
+        if precise_bn is not None:
+            precise_bn = check_number("Trainer", "precise_bn", precise_bn, integer=True, low=1)
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.train_loader, self.val_loader, self.test_loader = (train_loader, val_loader,
                                                                 test_loader)
@@ -231,6 +238,7 @@ class Trainer:
         if len(set(stateful)) < len(stateful):
             raise ValueError(f"Trainer: callbacks with a state must be of different classes "
                              f"(their states are saved by class name), got {stateful}")
+        self.precise_bn = precise_bn
         self.device = _model_device(model)
         self.epoch = 0            # the epoch in progress, counted from 0
         self.step_in_epoch = 0    # steps of that epoch already done
@@ -358,6 +366,12 @@ class Trainer:
                   "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "val_loss": None, "val_accuracy": None, "test_loss": None,
                   "test_accuracy": None}
+        if self.precise_bn is not None:
+            # the loader's generator orders (and augments) the next epoch: put it back, so
+            # that precise BN changes the running statistics and nothing else
+            loader_state = self.train_loader.state_dict()
+            update_bn_stats(self.model, self.train_loader, batches=self.precise_bn)
+            self.train_loader.load_state_dict(loader_state)
         if self.val_loader is not None:
             record["val_loss"], record["val_accuracy"] = evaluate(self.model, self.val_loader,
                                                                   self.device)

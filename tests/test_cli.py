@@ -108,6 +108,27 @@ def test_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, monkeypatch,
     assert a.keys() == b.keys() and all(numpy.array_equal(a[k], b[k]) for k in a)
 
 
+def test_precise_bn_flag_reaches_the_trainer_and_a_resumed_run_keeps_it(tmp_path, monkeypatch,
+                                                                        capsys):
+    training = sys.modules["minidl.train"]
+    original, calls = training.update_bn_stats, []
+
+    def recording(model, loader, batches):
+        calls.append(batches)
+        return original(model, loader, batches=batches)
+
+    monkeypatch.setattr(training, "update_bn_stats", recording)
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--precise-bn", "2", "--out", str(out)]) == 0
+    assert calls == [2]
+    assert json.loads((out / "log.json").read_text())["config"]["precise_bn"] == 2
+    capsys.readouterr()
+    assert "--precise-bn 3 differs from the resumed run's 2" in error_of(
+        capsys, ["train", "--resume", str(out), "--precise-bn", "3"])
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert calls == [2, 2]
+
+
 def test_adam_with_warm_up_and_step_schedule(tmp_path, capsys):
     assert train(tmp_path, "--optimizer", "adam", "--schedule", "step", "--warmup", "1") == 0
     log = json.loads((tmp_path / "log.json").read_text())

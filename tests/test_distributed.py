@@ -167,7 +167,7 @@ def test_data_parallel_needs_a_module():
 
 # ------------------------------------------------------------------ SyncBatchNorm
 
-@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 4, 5)])
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (2, 3, 4, 5)])
 def test_sync_batch_norm_on_a_mirror_is_batch_norm_on_the_copies(device, shape):
     """p identical processes of batch N == one process of batch p*N made of p copies."""
     rng = numpy.random.default_rng(0)
@@ -215,8 +215,8 @@ def test_sync_batch_norm_checks_its_input():
         sync(minidl.tensor(numpy.ones((2, 3))))
     with pytest.raises(ValueError, match="more than 1 value per channel on each process"):
         sync(minidl.tensor(numpy.ones((1, 3), "float32")))
-    with pytest.raises(ValueError, match="must be 2-D or 4-D"):
-        sync(minidl.tensor(numpy.ones((2, 3, 4), "float32")))
+    with pytest.raises(ValueError, match="must be 2-D or 3-D or 4-D"):
+        sync(minidl.tensor(numpy.ones((2, 3, 4, 4, 1), "float32")))
 
 
 def test_convert_swaps_every_batch_norm_keeping_its_state():
@@ -236,6 +236,39 @@ def test_convert_swaps_every_batch_norm_keeping_its_state():
     assert new.keys() == old.keys()
     assert all(numpy.array_equal(new[k], old[k]) for k in old)
     assert isinstance(nn.SyncBatchNorm.convert(nn.BatchNorm1d(2)), nn.SyncBatchNorm)
+
+
+def test_update_bn_stats_pools_sync_batch_norm_over_the_processes(device):
+    """On a mirror of 2, the statistics are those of every batch taken twice."""
+    sync = nn.SyncBatchNorm(3, dtype="float64", communicator=mirror(2)).to(device)
+    plain = nn.BatchNorm2d(3, dtype="float64").to(device)
+    rng = numpy.random.default_rng(2)
+    data = [rng.normal(size=(2, 3, 2, 2)) * 3 + 5 for _ in range(3)]
+    nn.utils.update_bn_stats(sync, data)
+    nn.utils.update_bn_stats(plain, [numpy.concatenate([x, x]) for x in data])
+    for name in ("running_mean", "running_var"):
+        numpy.testing.assert_allclose(host(getattr(sync, name)), host(getattr(plain, name)),
+                                      rtol=1e-12)
+
+
+@pytest.mark.parametrize("options", [dict(momentum=None), dict(affine=False),
+                                     dict(track_running_stats=False), dict(bias=False)])
+def test_sync_batch_norm_options_on_a_mirror(device, options):
+    """The options keep their meaning across processes and survive convert."""
+    plain = nn.BatchNorm1d(3, dtype="float64", **options).to(device)
+    sync = nn.SyncBatchNorm.convert(nn.BatchNorm1d(3, dtype="float64", **options).to(device),
+                                    mirror(2))
+    assert (sync.momentum, sync.affine, sync.track_running_stats, sync.bias is None) == (
+        plain.momentum, plain.affine, plain.track_running_stats, plain.bias is None)
+    rng = numpy.random.default_rng(1)
+    for _ in range(3):
+        x = rng.normal(size=(2, 3, 4)) * 2 + 1
+        ys = sync(leaf(x, device, False))
+        yp = plain(leaf(numpy.concatenate([x, x]), device, False))
+        numpy.testing.assert_allclose(host(ys), host(yp)[:2], rtol=1e-10, atol=1e-12)
+    assert sync.state_dict().keys() == plain.state_dict().keys()
+    for name, value in plain.state_dict().items():
+        numpy.testing.assert_allclose(sync.state_dict()[name], value, rtol=1e-12)
 
 
 # ------------------------------------------------------------------ DistributedSampler

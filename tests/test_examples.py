@@ -92,6 +92,25 @@ def test_train_mnist_loss_falls(capsys):
         assert float(line[3]) == pytest.approx(100 * record["test_accuracy"], abs=0.05)
 
 
+def test_train_mnist_precise_bn_changes_only_the_evaluation_statistics(monkeypatch, capsys):
+    plain = example("train_mnist.py").main(["--limit", "128", "--epochs", "2"])
+    module, calls = example("train_mnist.py"), []
+    original = module.update_bn_stats
+
+    def recording(model, loader, batches):
+        calls.append(batches)
+        return original(model, loader, batches=batches)
+
+    monkeypatch.setattr(module, "update_bn_stats", recording)
+    precise = module.main(["--limit", "128", "--epochs", "2", "--precise-bn", "3"])
+    assert calls == [3, 3]
+    for key in ("train_loss", "train_accuracy"):       # the same training, batch for batch
+        assert [r[key] for r in precise] == [r[key] for r in plain]
+    out = capsys.readouterr().out
+    for record in precise:
+        assert f"train accuracy {100 * record['train_accuracy']:.1f}%" in out
+
+
 def test_train_mnist_on_a_gpu_keeps_host_and_device_apart(fake_gpu, capsys):
     """On the fake GPU every host/device mix raises: the example must move data explicitly."""
     history = example("train_mnist.py").main(["--limit", "64", "--epochs", "1",

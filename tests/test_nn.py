@@ -406,7 +406,8 @@ def test_repr_is_a_tree_ending_with_the_parameter_count():
     assert repr(small_model()) == (
         "Sequential(\n"
         "  (0): Conv2d(2, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))\n"
-        "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1)\n"
+        "  (1): BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, "
+        "track_running_stats=True)\n"
         "  (2): Maxout(pieces=2, axis=1)\n"
         "  (3): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
         "  (4): Flatten(start_dim=1, end_dim=-1)\n"
@@ -554,7 +555,7 @@ def test_layers_reject_the_wrong_channel_count(rng):
 # Tensor (TypeError), of the layer's input_ndim (ValueError), floating where the op needs it.
 INPUT_CHECKS = [
     (nn.Linear(3, 2), None, True), (nn.Conv2d(3, 2, 1), (3, 4), True),
-    (nn.BatchNorm1d(3), 2, True), (nn.BatchNorm2d(3), 4, True), (nn.Maxout(1), None, False),
+    (nn.BatchNorm1d(3), (2, 3), True), (nn.BatchNorm2d(3), 4, True), (nn.Maxout(1), None, False),
     (nn.ReLU(), None, False), (nn.MaxPool2d(2), (3, 4), True), (nn.AvgPool2d(2), (3, 4), True),
     (nn.GlobalAvgPool2d(), (3, 4), True), (nn.Dropout(), None, True), (nn.Flatten(), None, False),
 ]
@@ -569,12 +570,12 @@ def test_layers_check_their_input(layer, ndim, floating):
         layer(numpy.zeros((2, 3, 4, 4), dtype="float32"))
     if ndim is not None:
         ranks = (ndim,) if isinstance(ndim, int) else ndim
-        wrong = (2, 3) if 3 in ranks else (2, 3, 4)
+        wrong = next(s for s in [(2, 3), (2, 3, 4), (2, 3, 4, 4, 1)] if len(s) not in ranks)
         expected = " or ".join(f"{r}-D" for r in ranks)
         with pytest.raises(ValueError, match=re.escape(f"{name}: input must be {expected}, got "
                                                        f"shape {wrong}")):
             layer(minidl.tensor(numpy.zeros(wrong, dtype="float32")))
-    shape = (2, 3) if ndim == 2 else (2, 3, 4, 4)
+    shape = (2, 3) if ndim == (2, 3) else (2, 3, 4, 4)
     integers = minidl.tensor(numpy.zeros(shape, dtype="int64"))
     if floating:
         with pytest.raises(TypeError, match=f"^{name}: input must be a floating-point tensor, "
@@ -660,8 +661,12 @@ for norm in (nn.BatchNorm1d, nn.BatchNorm2d):
             f"{name}: momentum must be in [0, 1], got -0.1"),
         bad(lambda norm=norm: norm(3, momentum=NAN), ValueError,
             f"{name}: momentum must be in [0, 1], got nan"),
-        bad(lambda norm=norm: norm(3, momentum=None), TypeError,
-            f"{name}: momentum must be a real number, got None"),
+        bad(lambda norm=norm: norm(3, momentum="0.1"), TypeError,
+            f"{name}: momentum must be a real number, got '0.1'"),
+        bad(lambda norm=norm: norm(3, affine=1), TypeError,
+            f"{name}: affine must be True or False, got 1"),
+        bad(lambda norm=norm: norm(3, track_running_stats=None), TypeError,
+            f"{name}: track_running_stats must be True or False, got None"),
         bad(lambda norm=norm: norm(3, momentum=False), TypeError,
             f"{name}: momentum must be a real number, got False"),
         bad(lambda norm=norm: norm(3, dtype="int64"), TypeError,
@@ -722,7 +727,8 @@ def test_good_constructor_arguments_are_kept():
     assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 1), (2, 1), (1, 0))
     for norm in (nn.BatchNorm1d(2, eps=1, momentum=0), nn.BatchNorm2d(2, momentum=1)):
         assert type(norm.eps) is float and type(norm.momentum) is float
-    assert nn.BatchNorm1d(2, eps=1, momentum=0).extra_repr() == "2, eps=1.0, momentum=0.0"
+    assert nn.BatchNorm1d(2, eps=1, momentum=0).extra_repr() == (
+        "2, eps=1.0, momentum=0.0, affine=True, bias=True, track_running_stats=True")
     assert nn.Maxout(1, axis=-1).axis == -1
     pool = nn.MaxPool2d((3, 5), 2, padding=(1, 2), ceil_mode=True)
     assert (pool.kernel_size, pool.stride, pool.padding) == ((3, 5), 2, (1, 2))

@@ -14,9 +14,14 @@ EPS = 1e-5
 
 @st.composite
 def bn_shapes(draw):
-    """(N, C) with N >= 2, or (N, C, H, W) with N * H * W >= 2: shapes that can train."""
-    if draw(st.booleans()):
+    """(N, C) with N >= 2, (N, C, L) with N * L >= 2, or (N, C, H, W) with N * H * W >= 2:
+    shapes that can train."""
+    rank = draw(st.sampled_from([2, 3, 4]))
+    if rank == 2:
         return (draw(st.integers(2, 5)), draw(st.integers(1, 3)))
+    if rank == 3:
+        n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        return (n, c, draw(st.integers(2 if n == 1 else 1, 4)))
     n, c, h, w = (draw(st.integers(1, 3)) for _ in range(4))
     return (n, c, h, max(w, 3 - n * h))
 
@@ -31,7 +36,7 @@ def spread(shape, seed):
 
 
 def axes_of(x):
-    return (0,) if x.ndim == 2 else (0, 2, 3)
+    return (0,) + tuple(range(2, x.ndim))
 
 
 def per_channel(v, ndim):
@@ -132,7 +137,7 @@ def test_closed_form_matches_the_papers_chain_rule(device):
     numpy.testing.assert_allclose(host(beta.grad), dy.sum(axes), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape", [(6, 3), (3, 3, 2, 2)])
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 4), (3, 3, 2, 2)])
 def test_running_statistics_follow_the_recurrence(device, shape):
     momentum, steps = 0.3, 4
     mean, var = buffers(shape[1], device)
@@ -210,7 +215,7 @@ def test_float32_stays_float32(device, shape):
     numpy.testing.assert_allclose(host(x.grad), 0, atol=1e-5)     # d(sum y)/dx = 0
 
 
-@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1, 1)])
+@pytest.mark.parametrize("shape", [(1, 3), (1, 3, 1), (1, 3, 1, 1)])
 def test_one_value_per_channel_cannot_train(device, shape):
     x = leaf(numpy.ones(shape), device)
     mean, var = buffers(3, device)
@@ -226,8 +231,8 @@ def test_invalid_arguments(device):
     gamma, beta = parameters(3, device)
     mean, var = buffers(3, device)
     cases = [
-        (ValueError, r"x must be 2-D or 4-D, got shape \(4, 3, 1\)",
-         lambda: batch_norm(leaf(numpy.ones((4, 3, 1)), device), gamma, beta)),
+        (ValueError, r"x must be 2-D or 3-D or 4-D, got shape \(4, 3, 1, 1, 1\)",
+         lambda: batch_norm(leaf(numpy.ones((4, 3, 1, 1, 1)), device), gamma, beta)),
         (TypeError, r"x must be a minidl Tensor, got ndarray",
          lambda: batch_norm(numpy.ones((4, 3)), gamma, beta)),
         (TypeError, r"x must be a floating-point tensor, got dtype int64",
@@ -269,7 +274,8 @@ def test_parameters_on_another_device(fake_gpu):
         batch_norm(x, gamma, None)
 
 
-def test_matches_torch(device):
+@pytest.mark.parametrize("shape", [(4, 3), (4, 3, 5), (4, 3, 3, 2)])
+def test_matches_torch(device, shape):
     torch = pytest.importorskip("torch")
     import torch.nn.functional as TF
     momentum, channels = 0.2, 3
@@ -279,7 +285,7 @@ def test_matches_torch(device):
     t_mean, t_var = torch.zeros(channels, dtype=torch.float64), torch.ones(channels,
                                                                           dtype=torch.float64)
     for step in range(3):
-        x_np = spread((4, channels, 3, 2), step)
+        x_np = spread(shape, step)
         dy = numpy.random.default_rng(step).standard_normal(x_np.shape)
         x, t_x = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
         y = batch_norm(x, gamma, beta, mean, var, momentum=momentum)
@@ -291,7 +297,7 @@ def test_matches_torch(device):
                              (beta.grad, t_beta.grad), (mean, t_mean), (var, t_var)):
             numpy.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-7,
                                           atol=1e-12)
-    x_np = spread((2, channels, 2, 2), 9)
+    x_np = spread((2,) + shape[1:], 9)
     y = batch_norm(leaf(x_np, device), gamma, beta, mean, var, training=False)
     t_y = TF.batch_norm(torch.tensor(x_np), t_mean, t_var, t_gamma, t_beta, training=False,
                         eps=EPS)

@@ -23,7 +23,7 @@ def test_every_data_set_has_defaults_and_given_values_replace_them():
                       "lr": recipes.CHOSEN_LR["min-small"], "momentum": 0.9,
                       "weight_decay": 5e-4, "optimizer": "sgd", "schedule": "cosine",
                       "warmup": 0, "seed": 0, "limit": None, "val_split": None,
-                      "preprocess": "per-channel", "augment": "none",
+                      "preprocess": "per-channel", "augment": "none", "precise_bn": None,
                       "overrides": {"dropout": 0.0, "init": "orthogonal"},
                       "minidl_version": minidl.__version__}
     cifar = recipes.run_config("min", "cifar10", epochs=3, warmup=None, pieces=2)

@@ -34,7 +34,7 @@ def digits():
 
 
 def make_trainer(digits, epochs=2, out_dir=None, lr=0.05, device="cpu", log_every=3, seed=7,
-                 callbacks=()):
+                 callbacks=(), precise_bn=None):
     """A fresh run: same seed, same model, same everything (only the device may differ)."""
     (x, y), test = digits
     minidl.manual_seed(seed)
@@ -45,7 +45,8 @@ def make_trainer(digits, epochs=2, out_dir=None, lr=0.05, device="cpu", log_ever
     schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     return Trainer(model, optimizer, loader, test_loader=DataLoader(test, 100), schedule=schedule,
                    epochs=epochs, seed=seed, out_dir=out_dir, log_every=log_every,
-                   config={"model": "mlp"}, callbacks=callbacks, verbose=False)
+                   config={"model": "mlp"}, callbacks=callbacks, verbose=False,
+                   precise_bn=precise_bn)
 
 
 def weights(trainer):
@@ -233,6 +234,32 @@ def test_ctrl_c_saves_the_last_step_and_resuming_is_bit_exact(digits, tmp_path, 
     assert_same_state(weights(interrupted), weights(straight))
 
 
+def test_precise_bn_changes_only_the_running_statistics_and_resumes_bit_exact(digits,
+                                                                             tmp_path):
+    plain = make_trainer(digits, epochs=2)
+    plain.fit()
+    straight = make_trainer(digits, epochs=2, precise_bn=3)
+    straight.fit()
+    bn, plain_bn = straight.model[2], plain.model[2]
+    for (name, p), q in zip(straight.model.named_parameters(), plain.model.parameters()):
+        assert numpy.array_equal(p.data, q.data), name        # the same training
+    assert int(bn.num_batches_tracked.data) == 3               # re-estimated over 3 batches
+    assert not numpy.allclose(bn.running_mean.data, plain_bn.running_mean.data)
+    assert [r["train_loss"] for r in straight.history] == [r["train_loss"]
+                                                          for r in plain.history]
+
+    interrupted = make_trainer(digits, epochs=2, out_dir=tmp_path, precise_bn=3)
+    interrupt_at(interrupted, 11)                   # epoch 2, its step 3
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit()
+    resumed = make_trainer(digits, epochs=2, precise_bn=3)
+    resumed.load_checkpoint(tmp_path / "checkpoint.npz")
+    resumed.fit()
+    assert_same_state(weights(resumed), weights(straight))
+    for key in ("train_loss", "test_loss", "test_accuracy"):
+        assert [r[key] for r in resumed.history] == [r[key] for r in straight.history], key
+
+
 def test_a_keyboard_interrupt_inside_a_step_keeps_the_last_epoch_checkpoint(digits, tmp_path):
     trainer = make_trainer(digits, epochs=2, out_dir=tmp_path)
     calls = [0]
@@ -298,7 +325,8 @@ def test_trainer_checks_its_arguments(digits):
             ("seed", -1, ValueError, "Trainer: seed must be >= 0, got -1"),
             ("epochs", 0, ValueError, "Trainer: epochs must be >= 1, got 0"),
             ("epochs", 2.0, TypeError, "Trainer: epochs must be an integer, got 2.0"),
-            ("log_every", True, TypeError, "Trainer: log_every must be an integer, got True")):
+            ("log_every", True, TypeError, "Trainer: log_every must be an integer, got True"),
+            ("precise_bn", 0, ValueError, "Trainer: precise_bn must be >= 1, got 0")):
         with pytest.raises(error, match=message):
             Trainer(trainer.model, trainer.optimizer, trainer.train_loader, **{name: value})
     no_schedule = Trainer(trainer.model, trainer.optimizer, trainer.train_loader)

@@ -3,8 +3,8 @@
 The two differ only in where a channel's sums come from (one process, or
 all-reduced over all of them); normalizing, the running-statistics update,
 the affine map and the closed-form input gradient are these functions.
-Both layouts, (N, C) and (N, C, H, W), are handled as an (N, C, S) view,
-S = 1 or H*W, so a channel's m = N*S values are summed over axes 0 and 2.
+Every layout, (N, C), (N, C, L) and (N, C, H, W), is handled as an (N, C, S)
+view, S = 1, L or H*W, so a channel's m = N*S values are summed over axes 0 and 2.
 """
 from .. import backend
 
@@ -13,7 +13,7 @@ __all__ = ["grouped", "channel_dot", "channel_sum", "per_channel", "update_runni
 
 
 def grouped(a):
-    """(N, C) or (N, C, H, W) -> an (N, C, S) view."""
+    """(N, C), (N, C, L) or (N, C, H, W) -> an (N, C, S) view."""
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 

@@ -1,8 +1,8 @@
 """Batch normalization (Ioffe & Szegedy, 2015) with a closed-form backward pass.
 
-Statistics are per feature over N for (N, C) input and per channel over N, H, W
-for (N, C, H, W) input.  Both layouts are handled as an (N, C, S) view, S = 1
-or H*W, so a channel's m = N*S values are summed over axes 0 and 2 (the
+Statistics are per feature over N for (N, C) input, over N and L for (N, C, L)
+and per channel over N, H, W for (N, C, H, W) input.  Every layout is handled
+as an (N, C, S) view, S = 1, L or H*W, so a channel's m = N*S values are summed over axes 0 and 2 (the
 helpers of ``_batch_norm.py``, shared with ``nn.SyncBatchNorm``).  The
 derivation of the backward pass is in ``docs/batch_norm.md``.
 """
@@ -20,7 +20,8 @@ __all__ = ["batch_norm"]
 class BatchNormTrain(Function):
     """Batch normalization with the batch's own statistics (training mode).
 
-    Per channel, over its m values (N for (N, C), N*H*W for (N, C, H, W)):
+    Per channel, over its m values (N for (N, C), N*L for (N, C, L), N*H*W for
+    (N, C, H, W)):
 
         mu = sum(x) / m,   var = sum((x - mu)**2) / m   (biased),
         invstd = 1 / sqrt(var + eps),   xhat = (x - mu) * invstd,
@@ -115,7 +116,7 @@ def _check_channel_vector(name, value, x, channels):
 
 def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
                momentum=0.1, eps=1e-5):
-    """Batch normalization of ``x`` (N, C) or (N, C, H, W), per channel (axis 1).
+    """Batch normalization of ``x`` (N, C), (N, C, L) or (N, C, H, W), per channel (axis 1).
 
     ``gamma`` and ``beta`` are (C,) tensors, or None for a scale of 1 / a shift
     of 0.  ``running_mean`` and ``running_var`` are (C,) tensors (buffers, no
@@ -125,9 +126,9 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     with the unbiased batch variance; this happens under ``no_grad`` too, as in
     PyTorch.  In evaluation mode (``training=False``) the running statistics
     normalize ``x`` and are required.  Training needs more than one value per
-    channel (N * H * W > 1).
+    channel (N * L > 1, N * H * W > 1).
     """
-    check_tensor("batch_norm", "x", x, (2, 4))
+    check_tensor("batch_norm", "x", x, (2, 3, 4))
     channels = x.shape[1]
     buffers = {"gamma": gamma, "beta": beta, "running_mean": running_mean,
                "running_var": running_var}

@@ -192,45 +192,104 @@ class Conv2d(_Layer):
 class _BatchNorm(_Layer):
     """Batch normalization over the feature axis 1 (see ``minidl.functional.batch_norm``).
 
-    Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros); buffers
+    Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros), both None
+    when ``affine`` is false (``bias`` alone with ``bias=False``); buffers
     ``running_mean`` (zeros), ``running_var`` (ones) and ``num_batches_tracked``
-    (an int64 count of training batches).  Training normalizes with the batch
-    statistics and updates the running ones; evaluation uses the running ones.
+    (an int64 count of training batches), all None when ``track_running_stats``
+    is false.  Training normalizes with the batch statistics and updates the
+    running ones; evaluation uses the running ones, or the batch's when there
+    are none.  After the t-th training batch,
+
+        running = (1 - a) * running + a * batch statistic,
+        a = momentum, or a = 1 / t when momentum is None,
+
+    so momentum None makes the running statistics the plain (cumulative)
+    average of the t batch statistics, as in PyTorch.
 
     Checks: ``num_features`` is a positive int, ``eps`` a real number > 0,
-    ``momentum`` a real number in [0, 1], ``dtype`` floating.
+    ``momentum`` None or a real number in [0, 1], ``affine``,
+    ``track_running_stats`` and ``bias`` bools, ``dtype`` floating.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32"):
+    # state dicts saved before num_batches_tracked existed lack it: loading keeps the count
+    _optional_state = frozenset({"num_batches_tracked"})
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype="float32", *, bias=True):
         super().__init__()
         name = type(self).__name__
         self.num_features = check_number(name, "num_features", num_features, integer=True, low=1)
         self.eps = check_number(name, "eps", eps, low=0, low_open=True)
-        self.momentum = check_number(name, "momentum", momentum, low=0, high=1)
+        self.momentum = (None if momentum is None else
+                         check_number(name, "momentum", momentum, low=0, high=1))
+        self.affine = check_flag(name, "affine", affine)
+        self.track_running_stats = check_flag(name, "track_running_stats", track_running_stats)
+        check_flag(name, "bias", bias)
         dtype = check_float_dtype(name, "dtype", dtype)
-        self.weight = init.ones_(Parameter(numpy.zeros(self.num_features, dtype)))
-        self.bias = Parameter(numpy.zeros(self.num_features, dtype))
-        self.register_buffer("running_mean", Tensor(numpy.zeros(self.num_features, dtype)))
-        self.register_buffer("running_var", Tensor(numpy.ones(self.num_features, dtype)))
-        self.register_buffer("num_batches_tracked", Tensor(numpy.zeros((), dtype=numpy.int64)))
+        features = numpy.zeros(self.num_features, dtype)
+        self.register_parameter("weight", Parameter(features.copy()) if affine else None)
+        self.register_parameter("bias", Parameter(features.copy()) if affine and bias else None)
+        for buffer, value in (("running_mean", features), ("running_var", features),
+                              ("num_batches_tracked", numpy.zeros((), dtype=numpy.int64))):
+            self.register_buffer(buffer, Tensor(value.copy()) if track_running_stats else None)
+        self.reset_parameters()
         self.to(backend.get_default_device())
 
+    def reset_running_stats(self):
+        """Running mean 0, running variance 1, no batches tracked (nothing without the buffers)."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self):
+        """The running statistics reset, and gamma 1, beta 0 (where the layer has them)."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def _average_factor(self):
+        """The weight ``a`` of this batch's statistics in the running ones (class docstring).
+
+        momentum None needs the batch count on the host: one device sync per step.
+        """
+        if self.momentum is not None:
+            return self.momentum
+        if not (self.training and self.track_running_stats):
+            return 0.0      # nothing is updated
+        return 1.0 / (int(self.num_batches_tracked.data) + 1)
+
     def forward(self, x):
+        """As in PyTorch: the batch statistics normalize in training and wherever the
+        running ones are absent; the running ones are updated in training only, and
+        only with ``track_running_stats``."""
         self._check_channels(self._check_input(x), "num_features", self.num_features)
-        y = batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
-                       training=self.training, momentum=self.momentum, eps=self.eps)
-        if self.training:
+        tracking = self.training and self.track_running_stats
+        stats = ((self.running_mean, self.running_var) if tracking or not self.training
+                 else (None, None))
+        y = self._batch_norm(x, *stats, training=self.training or self.running_mean is None,
+                             momentum=self._average_factor())
+        if tracking:
             self.num_batches_tracked.data += 1
         return y
 
+    def _batch_norm(self, x, running_mean, running_var, training, momentum):
+        """The op itself (``SyncBatchNorm`` takes its statistics over all processes)."""
+        return batch_norm(x, self.weight, self.bias, running_mean, running_var,
+                          training=training, momentum=momentum, eps=self.eps)
+
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch norm of (N, C) input: statistics per feature over the batch."""
+    """Batch norm of (N, C) or (N, C, L) input: statistics per feature over N (and L)."""
 
-    input_ndim = 2
+    input_ndim = (2, 3)
 
 
 class BatchNorm2d(_BatchNorm):

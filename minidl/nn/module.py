@@ -58,6 +58,9 @@ class Module:
     ``eval()``; layers such as batch norm and dropout read it.
     """
 
+    # names of a module's own state that older state dicts may lack (load keeps their values)
+    _optional_state = frozenset()
+
     def __init__(self):
         # object.__setattr__: our own __setattr__ needs these dictionaries to exist.
         object.__setattr__(self, "training", True)
@@ -253,6 +256,9 @@ class Module:
         missing or unexpected keys are an error; otherwise they are skipped and
         returned as ``(missing_keys, unexpected_keys)``.  Errors are ValueErrors
         (TypeError for a ``state_dict`` that is no mapping) naming the key.
+        State a module lists in ``_optional_state`` (batch norm's
+        ``num_batches_tracked``, which older state dicts lack) may be missing:
+        it keeps its value.
         """
         updates, missing, unexpected = self._checked_state(state_dict, strict)
         for target, value in updates:
@@ -269,7 +275,10 @@ class Module:
             raise TypeError(f"{where}: expected a mapping of names to arrays, got "
                             f"{type(state_dict).__name__}")
         own = self._state_tensors()
-        missing = [k for k in own if k not in state_dict]
+        optional = {f"{prefix}.{name}" if prefix else name
+                    for prefix, module in self.named_modules(remove_duplicate=False)
+                    for name in module._optional_state}
+        missing = [k for k in own if k not in state_dict and k not in optional]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             problems = []

@@ -84,7 +84,7 @@ class SyncBatchNormTrain(Function):
 
 
 class SyncBatchNorm(BatchNorm2d):
-    """Batch norm of (N, C) or (N, C, H, W) input with statistics over all processes.
+    """Batch norm of (N, C), (N, C, L) or (N, C, H, W) input with statistics over all processes.
 
     The same parameters, buffers and arguments as ``BatchNorm2d`` (it is one,
     so code that looks for batch-norm layers finds it).  Training normalizes
@@ -97,26 +97,26 @@ class SyncBatchNorm(BatchNorm2d):
     Training needs more than one value per channel on every process.
     """
 
-    input_ndim = (2, 4)
+    input_ndim = (2, 3, 4)
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype="float32", communicator=None):
-        super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype="float32", communicator=None, *, bias=True):
+        super().__init__(num_features, eps=eps, momentum=momentum, affine=affine,
+                         track_running_stats=track_running_stats, dtype=dtype, bias=bias)
         self.communicator = communicator
 
-    def forward(self, x):
+    def _batch_norm(self, x, running_mean, running_var, training, momentum):
         communicator = self.communicator or get_communicator()
-        if not self.training or communicator.size == 1:
-            return super().forward(x)
-        self._check_channels(self._check_input(x), "num_features", self.num_features)
-        check_like(type(self).__name__, "weight", self.weight, x, "input")
+        if not (training and self.training) or communicator.size == 1:
+            return super()._batch_norm(x, running_mean, running_var, training, momentum)
+        if self.weight is not None:
+            check_like(type(self).__name__, "weight", self.weight, x, "input")
         if x.numel() // x.shape[1] <= 1:
             raise ValueError(f"SyncBatchNorm: expected more than 1 value per channel on each "
                              f"process when training, got input size {x.shape}")
-        y = SyncBatchNormTrain.apply(x, self.weight, self.bias, self.running_mean.data,
-                                     self.running_var.data, self.momentum, self.eps,
-                                     communicator)
-        self.num_batches_tracked.data += 1
-        return y
+        buffers = [None if b is None else b.data for b in (running_mean, running_var)]
+        return SyncBatchNormTrain.apply(x, self.weight, self.bias, *buffers, momentum, self.eps,
+                                        communicator)
 
     @classmethod
     def convert(cls, module, communicator=None):
@@ -127,8 +127,12 @@ class SyncBatchNorm(BatchNorm2d):
         new layer when ``module`` itself is a batch norm), as in PyTorch.
         """
         if isinstance(module, (BatchNorm1d, BatchNorm2d)) and not isinstance(module, cls):
+            # a layer with neither parameters nor buffers holds no dtype: any will do
+            dtype = next((t.dtype for t in (module.weight, module.running_mean)
+                          if t is not None), "float32")
             sync = cls(module.num_features, eps=module.eps, momentum=module.momentum,
-                       dtype=module.weight.dtype, communicator=communicator)
+                       affine=module.affine, track_running_stats=module.track_running_stats,
+                       dtype=dtype, communicator=communicator, bias=module.bias is not None)
             for name in ("weight", "bias", "running_mean", "running_var",
                          "num_batches_tracked"):
                 setattr(sync, name, getattr(module, name))
