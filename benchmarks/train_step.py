@@ -103,49 +103,46 @@ def batch_of(dataset, batch, seed=0):
     return images, labels
 
 
-class MinidlStep:
-    """minidl's step, phase by phase."""
+class Step:
+    """One training step, timed phase by phase: (forward, backward, optimizer) seconds."""
 
+    def __call__(self):
+        start = time.perf_counter()
+        loss = self.loss()
+        forward = time.perf_counter()
+        loss.backward()
+        backward = time.perf_counter()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        end = time.perf_counter()
+        return forward - start, backward - forward, end - backward
+
+
+class MinidlStep(Step):
     def __init__(self, model, images, labels):
         self.model = model
         self.optimizer = minidl.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,
                                           weight_decay=5e-4)
         self.images, self.labels = minidl.tensor(images), minidl.tensor(labels)
 
-    def __call__(self):
-        start = time.perf_counter()
-        loss = F.cross_entropy(self.model(self.images), self.labels)
-        forward = time.perf_counter()
-        loss.backward()
-        backward = time.perf_counter()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        end = time.perf_counter()
-        return forward - start, backward - forward, end - backward
+    def loss(self):
+        return F.cross_entropy(self.model(self.images), self.labels)
 
 
-class TorchStep:
-    """The same step of the exported PyTorch model."""
+class TorchStep(Step):
+    """The same step of ``model`` exported to PyTorch (a copy: the same weights)."""
 
     def __init__(self, model, images, labels):
         import torch
         from minidl import interop
-        self.torch = torch
+        self.cross_entropy = torch.nn.functional.cross_entropy
         self.model = interop.to_torch(model)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
                                          weight_decay=5e-4)
         self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels)
 
-    def __call__(self):
-        start = time.perf_counter()
-        loss = self.torch.nn.functional.cross_entropy(self.model(self.images), self.labels)
-        forward = time.perf_counter()
-        loss.backward()
-        backward = time.perf_counter()
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        end = time.perf_counter()
-        return forward - start, backward - forward, end - backward
+    def loss(self):
+        return self.cross_entropy(self.model(self.images), self.labels)
 
 
 def time_alternating(steps, repeat, warmup):
@@ -281,7 +278,7 @@ def run(args):
             model = build(name, dataset)
             steps = [MinidlStep(model, images, labels)]
             if torch is not None:
-                steps.append(TorchStep(model, images, labels))   # a copy, same weights
+                steps.append(TorchStep(model, images, labels))
             times = time_alternating(steps, args.repeat, args.warmup)
             ours = sum(times[0])
             row = [name, batch, *(f"{t * 1e3:.3g}" for t in times[0]), f"{batch / ours:.0f}"]
