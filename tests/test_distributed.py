@@ -301,6 +301,26 @@ def test_every_process_draws_the_same_permutation_each_epoch():
     assert list(DistributedSampler(20, 2, 0, shuffle=False)) == list(range(0, 20, 2))
 
 
+@given(p=st.integers(1, 4), per_process=st.integers(1, 5), steps=st.integers(1, 6),
+       seed=st.integers(0, 2**16))
+def test_shards_of_a_global_step_hold_the_single_process_batch(p, per_process, steps, seed):
+    """p processes of batch b/p see, step by step, the images one process of batch b sees."""
+    batch = p * per_process
+    n = batch * steps - (batch // 2)          # a partial last step too, when it divides by p
+    n -= n % p
+    labels = numpy.arange(n)
+    single = DataLoader((labels[:, None], labels), batch, shuffle=True, seed=seed)
+    shards = [DataLoader((labels[:, None], labels), per_process,
+                         sampler=DistributedSampler(n, p, r, seed=seed)) for r in range(p)]
+    for _ in range(3):                        # epochs: the same reshuffle on both sides
+        expected = [y for _, y in single]
+        per_rank = [[y for _, y in shard] for shard in shards]
+        assert len(expected) == len(per_rank[0])
+        for step, batch_labels in enumerate(expected):
+            together = numpy.concatenate([rank[step] for rank in per_rank])
+            assert sorted(together.tolist()) == sorted(batch_labels.tolist())
+
+
 def test_data_loader_iterates_the_shard_and_resumes_it():
     images, labels = numpy.arange(10.0)[:, None], numpy.arange(10)
     sampler = DistributedSampler(labels, num_replicas=2, rank=1, seed=0)

@@ -14,6 +14,7 @@ import time
 import numpy
 import pytest
 
+from minidl import recipes
 from minidl.distributed import mpirun_command, worker_environment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,7 +108,8 @@ def test_nproc_trains_prints_once_and_resumes_bit_exactly(tmp_path):
     from minidl.checkpoint import load_checkpoint, save_checkpoint
     text = minidl_train(tmp_path / "straight", "--epochs", "2")
     assert text.count("training min-small") == 1 and text.count("epoch 2/2  train loss") == 1
-    assert "data-parallel on 2 processes: global batch 16 = 2 x 8, lr 0.1" in text
+    lr = recipes.CHOSEN_LR["min-small"]
+    assert f"data-parallel on 2 processes: global batch 16 = 2 x 8, lr {lr:g}" in text
     cut = tmp_path / "cut"
     minidl_train(cut, "--epochs", "1")
     state = load_checkpoint(cut / "checkpoint.npz")          # make it the first half of 2 epochs

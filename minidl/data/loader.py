@@ -14,6 +14,7 @@ import numpy as np
 
 from .._arguments import check_flag, check_number
 from .errors import DataError
+from .sampler import draw_epoch
 from .tensor_dataset import TensorDataset
 from .transforms import check_transform_output
 
@@ -82,11 +83,10 @@ class DataLoader:
         # during an epoch already points at the next one
         if self.sampler is not None:
             order = np.fromiter(self.sampler, dtype=np.int64)
-        elif self.shuffle:
-            order = self.rng.permutation(self.num_samples())
+            aug_seed = self.rng.integers(2**63)
         else:
-            order = np.arange(self.num_samples())
-        aug_rng = np.random.default_rng(self.rng.integers(2**63))
+            order, aug_seed = draw_epoch(self.rng, self.num_samples(), self.shuffle)
+        aug_rng = np.random.default_rng(aug_seed)
         batches = self._batches(order[:len(self) * self.batch_size] if self.drop_last else order,
                                 aug_rng)
         return _prefetched(batches, self.prefetch) if self.prefetch else batches

@@ -1,8 +1,12 @@
 """DistributedSampler: each process's shard of a data set, reshuffled the same way everywhere.
 
-Every process draws the same permutation of all n indices (from ``seed`` and
-the epoch), pads it by wrapping around to a multiple of the number of
-processes p, and keeps every p-th index starting at its rank.  So the shards
+Every process draws the same permutation of all n indices: the one a
+single-process ``DataLoader(shuffle=True, seed=seed)`` visits in that epoch
+(:func:`epoch_order`).  It pads it by wrapping around to a multiple of the
+number of processes p and keeps every p-th index starting at its rank.  So
+with a global batch b (b / p per process) the p shards of global step j
+together hold exactly the images of step j of the single-process run: with
+``SyncBatchNorm`` the p processes train the model that one process trains.  So the shards
 are disjoint apart from the padding, cover the data set, and have the same
 length: every process runs the same number of steps, and none waits in a
 collective for one that has already stopped.
@@ -12,7 +16,28 @@ import numpy as np
 from .._arguments import is_integer
 from .errors import DataError
 
-__all__ = ["DistributedSampler"]
+__all__ = ["DistributedSampler", "epoch_order", "draw_epoch"]
+
+
+def draw_epoch(rng, n, shuffle):
+    """One epoch's draws from a loader's generator ``rng``: ``(order, augmentation seed)``.
+
+    The order of n samples (a permutation when ``shuffle``, else 0..n-1) and the
+    seed of that epoch's augmentation generator.  :class:`~minidl.data.DataLoader`
+    draws exactly this once per epoch, which is what lets :func:`epoch_order`
+    replay it.
+    """
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    return order, rng.integers(2**63)
+
+
+def epoch_order(seed, epoch, n):
+    """The order in which ``DataLoader(..., shuffle=True, seed=seed)`` of n samples
+    visits them in epoch ``epoch`` (counted from 0): its generator, replayed."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epoch):
+        draw_epoch(rng, n, shuffle=True)
+    return draw_epoch(rng, n, shuffle=True)[0]
 
 
 class DistributedSampler:
@@ -23,7 +48,8 @@ class DistributedSampler:
     num_replicas, rank: the number of processes and this one's index, e.g.
         ``minidl.distributed.world_size()`` and ``rank()``; unlike PyTorch there
         is no default, so that this layer stays free of the communicator.
-    shuffle: a new permutation each epoch, the same on every process.
+    shuffle: a new permutation each epoch, the same on every process and the
+        same as a single-process ``DataLoader(shuffle=True, seed=seed)``'s.
     drop_last: drop the tail that does not divide evenly instead of padding.
 
     Each ``iter()`` uses the current epoch and then advances it, so a loop
@@ -57,10 +83,7 @@ class DistributedSampler:
 
     def indices(self, epoch):
         """This process's indices for ``epoch``, as an int64 array."""
-        if self.shuffle:
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
-        else:
-            order = np.arange(self.n)
+        order = epoch_order(self.seed, epoch, self.n) if self.shuffle else np.arange(self.n)
         total = len(self) * self.num_replicas
         if total > self.n:      # pad by wrapping around (again if p > n)
             order = np.resize(order, total)
