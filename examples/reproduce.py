@@ -147,7 +147,8 @@ def train_one(config, out_dir, args):
     state = None
     if os.path.isfile(os.path.join(out_dir, CHECKPOINT_NAME)):
         _, state, saved = recipes.read_run(out_dir)
-        if {k: v for k, v in saved.items() if k != "device"} != config:
+        # device and data root are where the run went, not its settings
+        if {k: v for k, v in saved.items() if k not in ("device", "data_dir")} != config:
             raise SystemExit(f"{out_dir} holds a run of other settings; remove it or choose "
                              f"another --out")
     trainer = recipes.build_trainer(config, out_dir, device=args.device, root=args.data_dir,
