@@ -29,7 +29,7 @@ The window geometry (padding, window views, kernel offsets) lives in
 from .. import backend
 from ..autograd import Function
 from ._checks import check_like, check_tensor
-from ._window import check_groups, check_pair, conv_padding, kernel_offsets, pad, windows
+from ._window import check_groups, check_pair, conv_padding, kernel_offsets
 
 __all__ = ["conv2d", "MAX_IM2COL_ELEMENTS"]
 
@@ -55,12 +55,20 @@ def _im2col(x, kernel, stride, padding, dilation, out):
 
     Rows run over (c, u, v) in the order of the flattened weight, columns over
     (n, i, j).  This layout makes the forward product and both backward
-    products read contiguous (or plainly transposed) operands, and copying into
-    it moves runs of OW neighbouring pixels at a time.
+    products read contiguous (or plainly transposed) operands.  One slice copy
+    per kernel offset (u, v) fills ``col[c, u, v, n, i, j] = xpad[n, c, i*sh +
+    u*dh, j*sw + v*dw]`` straight from ``x``, moving runs of OW neighbouring
+    pixels at a time; entries that fall in the padding keep the zeros of the
+    fresh matrix, so no padded copy of ``x`` is made.
     """
-    view = windows(pad(x, *padding), kernel, stride, out, dilation).transpose(1, 4, 5, 0, 2, 3)
-    n, c = x.shape[:2]
-    return view.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])   # the one copy
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    col = xp.zeros((c, kernel[0], kernel[1], n, out[0], out[1]), dtype=x.dtype)
+    channels_first = x.transpose(1, 0, 2, 3)                       # a view, as col is laid out
+    for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
+                                               dilation):
+        col[:, u, v][target] = channels_first[source]
+    return col.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])
 
 
 def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
@@ -69,17 +77,17 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     Windows overlap when the stride is smaller than the dilated kernel, so a
     pixel collects the sum of all its copies; entries that came from the
     padding are dropped.  One slice-add per kernel offset does this for all
-    windows.
+    windows, straight into the (N, C, H, W) gradient seen channel-major.
     """
     xp = backend.get_array_module(col)
     n, c, h, w = x_shape
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
-    # Accumulate channel-major, as col is laid out, and transpose once at the end.
-    gx = xp.zeros((c, n, h, w), dtype=col.dtype)
+    gx = xp.zeros(x_shape, dtype=col.dtype)
+    channels_first = gx.transpose(1, 0, 2, 3)                      # a view: adds land in gx
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        gx[source] += col[:, u, v][target]
-    return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
+        channels_first[source] += col[:, u, v][target]
+    return gx
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -97,45 +105,60 @@ class Conv2d(Function):
 
     W is block-diagonal in effect: group g's filters meet only group g's
     rows of ``col``, so no product with the zeros off the blocks is formed.
-    A 1x1 kernel with stride 1 and no padding needs no im2col: ``col`` is
-    ``x`` with N and C swapped, and col2im is the reverse swap.
+
+    A 1x1 kernel with stride 1 and no padding needs no im2col: sample n's
+    columns are its pixels, ``x_n`` (C, H*W), already in NCHW memory.  With
+    x viewed as (N, G, C/G, H*W) and dy as (N, G, O/G, H*W), the products are
+    batched over n and need no transposes of x or dy at all:
+
+    Forward:   Y_n = W @ x_n;   Backward:  dW = sum_n dY_n @ x_n^T,   dx_n = W^T @ dY_n
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):
         xp = backend.get_array_module(x)
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
+        wg = w.reshape(groups, o // groups, -1)
         self.pointwise = _is_pointwise((kh, kw), stride, padding)
         if self.pointwise:
-            col = x.transpose(1, 0, 2, 3).reshape(c, n * h * wd)
+            col = x.reshape(n, groups, c // groups, h * wd)                  # x_n, a view
+            y = (wg @ col).reshape(n, o, h, wd)
+            if b is not None:
+                y += b[:, None, None]
         else:
             col = _im2col(x, (kh, kw), stride, padding, dilation, out)
-        col = col.reshape(groups, -1, col.shape[1])
-        wg = w.reshape(groups, o // groups, -1)
-        y = (wg @ col).reshape(o, -1)
-        if b is not None:
-            y += b[:, None]
+            col = col.reshape(groups, -1, col.shape[1])
+            y = (wg @ col).reshape(o, -1)
+            if b is not None:
+                y += b[:, None]
+            y = xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
         self.x_shape, self.w_shape, self.has_bias = x.shape, w.shape, b is not None
         self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
         self.wg = wg if self.needs_input_grad[0] else None
         self.col = col if self.needs_input_grad[1] else None
-        return xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
+        return y
 
     def backward(self, gy):
-        xp = backend.get_array_module(gy)
-        gy3 = gy.transpose(1, 0, 2, 3).reshape(self.groups, gy.shape[1] // self.groups, -1)
+        n, o = gy.shape[:2]
+        groups = self.groups
+        if self.pointwise:
+            gy3 = gy.reshape(n, groups, o // groups, -1)                     # dY_n, a view
+        else:
+            gy3 = gy.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
         gx = gw = None
         if self.needs_input_grad[0]:
-            gcol = (self.wg.transpose(0, 2, 1) @ gy3).reshape(-1, gy3.shape[2])
+            gcol = self.wg.transpose(0, 2, 1) @ gy3
             if self.pointwise:
-                n, c, h, w = self.x_shape
-                gx = xp.ascontiguousarray(gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+                gx = gcol.reshape(self.x_shape)
             else:
-                gx = _col2im(gcol, self.x_shape, *self.geometry)
+                gx = _col2im(gcol.reshape(-1, gcol.shape[-1]), self.x_shape, *self.geometry)
         if self.needs_input_grad[1]:
-            # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
-            # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
-            gw = xp.ascontiguousarray((self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1))
+            if self.pointwise:
+                gw = (gy3 @ self.col.transpose(0, 1, 3, 2)).sum(axis=0)
+            else:
+                # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
+                # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
+                gw = (self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1)
             gw = gw.reshape(self.w_shape)
         if not self.has_bias:
             return gx, gw
