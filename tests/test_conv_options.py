@@ -140,7 +140,7 @@ def test_groups_run_as_one_batched_product_and_1x1_skips_im2col(device):
     y = conv2d(leaf(x, device), leaf(w, device), leaf(b, device), groups=3, dilation=2)
     assert y.creator.pointwise                       # dilation moves no tap of a 1x1 kernel
     assert y.creator.wg.shape == (3, 3, 2)           # (G, O/G, C/G*KH*KW)
-    assert y.creator.col.shape == (2, 3, 2, 4 * 5)   # x itself viewed as (N, G, C/G, H*W)
+    assert y.creator.col.shape == (3, 2, 2 * 4 * 5)  # (G, C/G*KH*KW, N*OH*OW)
     # "same" pads a 1x1 kernel by nothing, so it keeps the shortcut too.
     assert conv2d(leaf(x, device), leaf(w, device), padding="same", groups=3).creator.pointwise
     per_group = [host(conv2d(leaf(x[:, 2 * g:2 * g + 2], device), leaf(w[3 * g:3 * g + 3], device),

@@ -105,60 +105,48 @@ class Conv2d(Function):
 
     W is block-diagonal in effect: group g's filters meet only group g's
     rows of ``col``, so no product with the zeros off the blocks is formed.
-
-    A 1x1 kernel with stride 1 and no padding needs no im2col: sample n's
-    columns are its pixels, ``x_n`` (C, H*W), already in NCHW memory.  With
-    x viewed as (N, G, C/G, H*W) and dy as (N, G, O/G, H*W), the products are
-    batched over n and need no transposes of x or dy at all:
-
-    Forward:   Y_n = W @ x_n;   Backward:  dW = sum_n dY_n @ x_n^T,   dx_n = W^T @ dY_n
+    A 1x1 kernel with stride 1 and no padding needs no im2col: ``col`` is
+    ``x`` with N and C swapped, and col2im is the reverse swap.  (Products
+    batched over the samples, ``Y_n = W @ x_n``, would need no swaps, but N
+    small products ran up to five times slower than one large one with two
+    BLAS threads on a loaded machine; see ``docs/convolution.md``.)
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):
         xp = backend.get_array_module(x)
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
-        wg = w.reshape(groups, o // groups, -1)
         self.pointwise = _is_pointwise((kh, kw), stride, padding)
         if self.pointwise:
-            col = x.reshape(n, groups, c // groups, h * wd)                  # x_n, a view
-            y = (wg @ col).reshape(n, o, h, wd)
-            if b is not None:
-                y += b[:, None, None]
+            col = x.transpose(1, 0, 2, 3).reshape(c, n * h * wd)
         else:
             col = _im2col(x, (kh, kw), stride, padding, dilation, out)
-            col = col.reshape(groups, -1, col.shape[1])
-            y = (wg @ col).reshape(o, -1)
-            if b is not None:
-                y += b[:, None]
-            y = xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
+        col = col.reshape(groups, -1, col.shape[1])
+        wg = w.reshape(groups, o // groups, -1)
+        y = (wg @ col).reshape(o, -1)
+        if b is not None:
+            y += b[:, None]
         self.x_shape, self.w_shape, self.has_bias = x.shape, w.shape, b is not None
         self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
         self.wg = wg if self.needs_input_grad[0] else None
         self.col = col if self.needs_input_grad[1] else None
-        return y
+        return xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
 
     def backward(self, gy):
-        n, o = gy.shape[:2]
-        groups = self.groups
-        if self.pointwise:
-            gy3 = gy.reshape(n, groups, o // groups, -1)                     # dY_n, a view
-        else:
-            gy3 = gy.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
+        xp = backend.get_array_module(gy)
+        gy3 = gy.transpose(1, 0, 2, 3).reshape(self.groups, gy.shape[1] // self.groups, -1)
         gx = gw = None
         if self.needs_input_grad[0]:
-            gcol = self.wg.transpose(0, 2, 1) @ gy3
+            gcol = (self.wg.transpose(0, 2, 1) @ gy3).reshape(-1, gy3.shape[2])
             if self.pointwise:
-                gx = gcol.reshape(self.x_shape)
+                n, c, h, w = self.x_shape
+                gx = xp.ascontiguousarray(gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3))
             else:
-                gx = _col2im(gcol.reshape(-1, gcol.shape[-1]), self.x_shape, *self.geometry)
+                gx = _col2im(gcol, self.x_shape, *self.geometry)
         if self.needs_input_grad[1]:
-            if self.pointwise:
-                gw = (gy3 @ self.col.transpose(0, 1, 3, 2)).sum(axis=0)
-            else:
-                # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
-                # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
-                gw = (self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1)
+            # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
+            # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
+            gw = xp.ascontiguousarray((self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1))
             gw = gw.reshape(self.w_shape)
         if not self.has_bias:
             return gx, gw
