@@ -108,10 +108,10 @@ for name, (op, shape, extra) in CASES.items():
             times.append(timed(call))
     wall = [statistics.median(t[0] for t in times) * 1e3 for times in samples]
     cpu = [statistics.median(t[1] for t in times) * 1e3 for times in samples]
-    row = [name, f"{wall[0]:.1f}", f"{wall[1]:.1f}", f"{wall[0] / wall[1]:.2f}",
-           f"{cpu[0]:.1f}", f"{cpu[1]:.1f}", f"{cpu[0] / cpu[1]:.2f}"]
+    row = [name, f"{wall[0]:.3g}", f"{wall[1]:.3g}", f"{wall[0] / wall[1]:.2f}",
+           f"{cpu[0]:.3g}", f"{cpu[1]:.3g}", f"{cpu[0] / cpu[1]:.2f}"]
     if len(calls) == 3:
-        row += [f"{wall[2]:.1f}", f"{wall[2] / wall[0]:.2f}", f"{wall[2] / wall[1]:.2f}"]
+        row += [f"{wall[2]:.3g}", f"{wall[2] / wall[0]:.2f}", f"{wall[2] / wall[1]:.2f}"]
     rows.append(row)
     print(name, row[1:], flush=True)
 
