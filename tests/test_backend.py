@@ -1,4 +1,6 @@
 """The backend: devices, moving arrays, the GPU module, default device, seeding."""
+import os
+import subprocess
 import sys
 import types
 
@@ -138,3 +140,21 @@ def test_ops_on_the_second_device_create_arrays_there(fake_gpu):
     y.backward()
     assert y.device == "cuda:1" and backend.device_of(x.grad) == "cuda:1"
     numpy.testing.assert_array_equal(host(x.grad), [[2, 0, 3], [2, 0, 3]])
+
+
+@pytest.mark.parametrize("setting, kept", [(None, False), ("keep", True), ("system", False)])
+def test_host_allocator_setting_is_applied_only_when_asked_for(setting, kept):
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_HOST_ALLOCATOR"}
+    if setting is not None:
+        env["MINIDL_HOST_ALLOCATOR"] = setting
+    code = "from minidl import backend; print(backend.host_memory_kept)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == str(kept), result.stderr
+
+
+def test_unknown_host_allocator_setting_is_named():
+    env = dict(os.environ, MINIDL_HOST_ALLOCATOR="fast")
+    result = subprocess.run([sys.executable, "-c", "import minidl"], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "MINIDL_HOST_ALLOCATOR must be 'keep'" in result.stderr and "'fast'" in result.stderr

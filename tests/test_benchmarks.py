@@ -1,4 +1,4 @@
-"""benchmarks/train_step.py: the matrix products it counts and the table it prints."""
+"""benchmarks/train_step.py and ab_layers.py: the matrix products counted and the tables printed."""
 import importlib.util
 import pathlib
 import re
@@ -64,3 +64,22 @@ def test_quick_run_prints_consistent_tables():
     peak, torch_peak = float(memory["peak MiB"]), float(memory["torch peak MiB"])
     assert 0 < float(memory["step MiB"]) < peak < torch_peak   # the child without torch is smaller
     assert float(memory["peak minidl/torch"]) == pytest.approx(peak / torch_peak, abs=0.01)
+
+
+def test_ab_layers_times_both_checkouts_and_pytorch_in_one_table():
+    # Against this very checkout, at batch 1: both columns run the same code.
+    pytest.importorskip("torch")
+    script = SCRIPT.parent / "ab_layers.py"
+    result = subprocess.run([sys.executable, str(script), "--old", str(SCRIPT.parents[1]),
+                             "--batch", "1", "--repeat", "1", "--threads", "1"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert re.search(r"batch 1, 1 threads, median of 1; load average [\d.]+ [\d.]+ [\d.]+",
+                     result.stdout)
+    rows = _table(result.stdout, "layer (fwd+bwd)")
+    assert [row["layer (fwd+bwd)"].split()[0] for row in rows] == ["conv"] * 4 + ["maxout",
+                                                                                 "dropout"]
+    for row in rows:
+        old, new, torch = float(row["old ms"]), float(row["new ms"]), float(row["torch ms"])
+        assert min(old, new, torch) > 0
+        assert float(row["old/new"]) == pytest.approx(old / new, rel=0.1, abs=0.01)
+        assert float(row["torch/new"]) == pytest.approx(torch / new, rel=0.1, abs=0.01)

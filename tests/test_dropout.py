@@ -91,3 +91,11 @@ def test_scaling_matches_torch(device):
     numpy.testing.assert_allclose(ours[ours != 0], x_np[ours != 0] / (1 - p), rtol=1e-15)
     numpy.testing.assert_allclose(theirs[theirs != 0], x_np[theirs != 0] / (1 - p), rtol=1e-15)
     numpy.testing.assert_allclose(t_x.grad.numpy(), theirs / x_np, rtol=1e-15)
+
+
+def test_backward_keeps_only_the_boolean_mask(device):
+    x = leaf(numpy.random.default_rng(0).uniform(1, 2, (20, 30)), device)
+    y = dropout(x, 0.4)
+    keep = host(y.creator.keep)
+    assert keep.dtype == numpy.bool_
+    numpy.testing.assert_array_equal(keep, host(y) != 0)

@@ -118,3 +118,15 @@ def test_inference_matches_training_forward(device):
         y = maxout(leaf(x_np, device), 2)
     numpy.testing.assert_array_equal(host(y), host(maxout(leaf(x_np, device), 2)))
     assert not y.requires_grad
+
+
+@given(pieces=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_many_ties_route_each_group_to_its_first_maximum(device, pieces, seed):
+    # Values from {0, 1, 2} tie often; NumPy's argmax names the first maximum.
+    x_np = numpy.random.default_rng(seed).integers(0, 3, (3, 2 * pieces, 2)).astype(float)
+    x = leaf(x_np, device)
+    dy = numpy.random.default_rng(seed + 1).uniform(1, 2, (3, 2, 2))
+    maxout(x, pieces).backward(minidl.tensor(dy, device=device))
+    first = reference(x_np, pieces, 1)[:, :, None] == x_np.reshape(3, 2, pieces, 2)
+    first &= numpy.arange(pieces)[:, None] == first.argmax(axis=2)[:, :, None]
+    numpy.testing.assert_array_equal(host(x.grad), (first * dy[:, :, None]).reshape(x_np.shape))

@@ -3,16 +3,15 @@
 A kernel of (KH, KW) pixels slides with stride (sh, sw) over an NCHW input
 padded by (ph, pw) on each side (a convolution may pad the bottom and right
 by one more); with dilation (dh, dw) its taps lie dh rows and dw columns
-apart.  These helpers turn the arguments into pairs, pad, view every window
-without copying, and list for each kernel offset which input pixels it
-reads, so that both im2col and pooling are a loop over the KH*KW offsets of
-whole-array operations.
+apart.  These helpers turn the arguments into pairs and list for each kernel
+offset which input pixels it reads, so that im2col, col2im and pooling are a
+loop over the KH*KW offsets of whole-array operations, none of which needs a
+padded copy of the input.
 """
-from .. import backend
 from ._checks import check_number, is_integer
 
-__all__ = ["as_pair", "check_pair", "pool_arguments", "conv_padding", "check_groups", "pad",
-           "windows", "kernel_offsets"]
+__all__ = ["as_pair", "check_pair", "pool_arguments", "conv_padding", "check_groups",
+           "kernel_offsets"]
 
 
 def as_pair(op, name, value):
@@ -79,36 +78,6 @@ def check_groups(op, groups, *channels):
         if count % groups:
             raise ValueError(f"{op}: {name} must be divisible by groups={groups}, got {count}")
     return groups
-
-
-def pad(x, padding, after=None):
-    """``x`` (N, C, H, W) with ``padding = (ph, pw)`` rows and columns of zeros on each side.
-
-    ``after``, when given, is the (bottom, right) padding and ``padding`` the
-    (top, left) one.  Returns ``x`` itself when there is nothing to pad (no copy).
-    """
-    after = padding if after is None else after
-    if padding == after == (0, 0):
-        return x
-    xp = backend.get_array_module(x)
-    (ph, pw), (n, c, h, w) = padding, x.shape
-    out = xp.zeros((n, c, ph + h + after[0], pw + w + after[1]), dtype=x.dtype)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
-
-
-def windows(xpad, kernel, stride, out, dilation=(1, 1)):
-    """View (N, C, OH, OW, KH, KW) of every window of ``xpad``; no data is copied.
-
-    Window (i, j) starts at row ``i * sh`` and column ``j * sw``; stepping along
-    an output axis jumps ``s`` pixels, stepping along a kernel axis ``d`` pixels
-    (the dilation: tap u of the window is row ``i * sh + u * dh``).
-    """
-    xp = backend.get_array_module(xpad)
-    sn, sc, sy, sx = xpad.strides
-    shape = xpad.shape[:2] + tuple(out) + tuple(kernel)
-    strides = (sn, sc, sy * stride[0], sx * stride[1], sy * dilation[0], sx * dilation[1])
-    return xp.lib.stride_tricks.as_strided(xpad, shape, strides)
 
 
 def _offset_ranges(size, kernel, stride, padding, out, dilation):

@@ -29,7 +29,7 @@ The window geometry (padding, window views, kernel offsets) lives in
 from .. import backend
 from ..autograd import Function
 from ._checks import check_like, check_tensor
-from ._window import check_groups, check_pair, conv_padding, kernel_offsets, pad, windows
+from ._window import check_groups, check_pair, conv_padding, kernel_offsets
 
 __all__ = ["conv2d", "MAX_IM2COL_ELEMENTS"]
 
@@ -55,12 +55,20 @@ def _im2col(x, kernel, stride, padding, dilation, out):
 
     Rows run over (c, u, v) in the order of the flattened weight, columns over
     (n, i, j).  This layout makes the forward product and both backward
-    products read contiguous (or plainly transposed) operands, and copying into
-    it moves runs of OW neighbouring pixels at a time.
+    products read contiguous (or plainly transposed) operands.  One slice copy
+    per kernel offset (u, v) fills ``col[c, u, v, n, i, j] = xpad[n, c, i*sh +
+    u*dh, j*sw + v*dw]`` straight from ``x``, moving runs of OW neighbouring
+    pixels at a time; entries that fall in the padding keep the zeros of the
+    fresh matrix, so no padded copy of ``x`` is made.
     """
-    view = windows(pad(x, *padding), kernel, stride, out, dilation).transpose(1, 4, 5, 0, 2, 3)
-    n, c = x.shape[:2]
-    return view.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])   # the one copy
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    col = xp.zeros((c, kernel[0], kernel[1], n, out[0], out[1]), dtype=x.dtype)
+    channels_first = x.transpose(1, 0, 2, 3)                       # a view, as col is laid out
+    for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
+                                               dilation):
+        col[:, u, v][target] = channels_first[source]
+    return col.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])
 
 
 def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
@@ -69,17 +77,17 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     Windows overlap when the stride is smaller than the dilated kernel, so a
     pixel collects the sum of all its copies; entries that came from the
     padding are dropped.  One slice-add per kernel offset does this for all
-    windows.
+    windows, straight into the (N, C, H, W) gradient seen channel-major.
     """
     xp = backend.get_array_module(col)
     n, c, h, w = x_shape
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
-    # Accumulate channel-major, as col is laid out, and transpose once at the end.
-    gx = xp.zeros((c, n, h, w), dtype=col.dtype)
+    gx = xp.zeros(x_shape, dtype=col.dtype)
+    channels_first = gx.transpose(1, 0, 2, 3)                      # a view: adds land in gx
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        gx[source] += col[:, u, v][target]
-    return xp.ascontiguousarray(gx.transpose(1, 0, 2, 3))
+        channels_first[source] += col[:, u, v][target]
+    return gx
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -98,7 +106,10 @@ class Conv2d(Function):
     W is block-diagonal in effect: group g's filters meet only group g's
     rows of ``col``, so no product with the zeros off the blocks is formed.
     A 1x1 kernel with stride 1 and no padding needs no im2col: ``col`` is
-    ``x`` with N and C swapped, and col2im is the reverse swap.
+    ``x`` with N and C swapped, and col2im is the reverse swap.  (Products
+    batched over the samples, ``Y_n = W @ x_n``, would need no swaps, but N
+    small products ran up to five times slower than one large one with two
+    BLAS threads on a loaded machine; see ``docs/convolution.md``.)
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):

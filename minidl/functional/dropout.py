@@ -10,17 +10,23 @@ class Dropout(Function):
     """Inverted dropout: y = x * mask, mask = keep / (1 - p), keep ~ Bernoulli(1 - p).
 
     Scaling the kept units by 1 / (1 - p) makes E[y] = x, so evaluation needs
-    no rescaling.  dx = dy * mask, with the mask of the forward pass.
+    no rescaling.  dx = dy * mask, with the mask of the forward pass.  Only
+    the boolean ``keep`` is stored (a quarter of a float32 mask); each pass
+    multiplies by it and then scales in place.
     """
 
     def forward(self, x, p):
         keep = backend.random_uniform(x.shape, x.dtype, backend.device_of(x)) >= p
-        self.mask = keep.astype(x.dtype)
-        self.mask *= 1 / (1 - p)
-        return x * self.mask
+        self.scale = 1 / (1 - p)
+        self.keep = keep
+        y = x * keep
+        y *= self.scale
+        return y
 
     def backward(self, gy):
-        return gy * self.mask
+        gx = gy * self.keep
+        gx *= self.scale
+        return gx
 
 
 def dropout(x, p=0.5, training=True):

@@ -28,13 +28,15 @@ class Maxout(Function):
         y = grouped.max(axis=axis + 1)
         if not self.needs_input_grad[0]:
             return y                                    # inference: no mask to keep
-        # One boolean pass finds every piece equal to its group's maximum; the
-        # loop then clears the ties after the first (argmax along a middle axis
-        # would cost a full transposed copy in NumPy).
+        # One boolean pass finds every piece equal to its group's maximum; a
+        # second pass per piece then keeps only the first winner of each group
+        # (argmax along a middle axis would cost a full transposed copy in NumPy).
         winner = grouped == xp.expand_dims(y, axis + 1)
         by_piece = xp.moveaxis(winner, axis + 1, 0)        # a view: edits land in winner
+        unclaimed = ~by_piece[0]                           # groups no earlier piece has won
         for p in range(1, pieces):
-            by_piece[p] &= ~by_piece[:p].any(axis=0)
+            by_piece[p] &= unclaimed
+            unclaimed ^= by_piece[p]                       # by_piece[p] lies within unclaimed
         self.winner, self.axis, self.x_shape = winner, axis, x.shape
         return y
 
