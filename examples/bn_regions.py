@@ -67,7 +67,7 @@ SIZES = {
     "full": dict(depths=[2, 4, 8, 12], width=64, epochs=8, lr=0.02, limit=None, measure=1000,
                  nin_models=["nin-small", "nin-bn-small", "maxout-nin-small", "mim-small",
                              "min-small"],
-                 nin_epochs=3, nin_limit=None, nin_measure=500),
+                 nin_epochs=6, nin_limit=None, nin_measure=500),
     "quick": dict(depths=[2, 4], width=8, epochs=1, lr=0.02, limit=300, measure=100,
                   nin_models=["nin-small", "mim-small"], nin_epochs=1, nin_limit=64,
                   nin_measure=16),
