@@ -69,7 +69,6 @@ from minidl.tables import format_table  # noqa: E402
 
 FLAGSHIP = ("nin", "nin-bn", "min", "mim")
 QUICK_MODELS = ("nin-small", "min-small")
-PHASES = ("forward", "backward", "step")
 
 
 def blas_description():

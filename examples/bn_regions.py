@@ -58,7 +58,7 @@ import numpy
 import minidl
 from minidl import diagnostics, models, nn, recipes
 from minidl.data import DataLoader
-from minidl.tables import format_table
+from minidl.tables import format_table, markdown_table
 from minidl.train import Trainer, TrainingError
 
 SETTINGS = ("BN", "no BN", "no BN, scaled init")
@@ -244,15 +244,14 @@ def run_nins(args, data):
     train_x, train_y = train_x[:args.nin_limit], train_y[:args.nin_limit]
     images = train_x[:args.nin_measure]
     rows, panels = [], {}
-    chosen = getattr(recipes, "CHOSEN_LR", {})   # per-model learning rates, where minidl has them
     for name in args.nin_models:
         if name not in models.available():
             print(f"{name}: skipped, this minidl has no such model", flush=True)
             continue
         row = {"model": name, "label": name, "runs": []}
         for seed in seed_list(args):
-            config = recipes.run_config(name, "digits", epochs=args.nin_epochs, seed=seed,
-                                        lr=chosen.get(name))
+            # the model's CHOSEN_LR: run_config's digits default
+            config = recipes.run_config(name, "digits", epochs=args.nin_epochs, seed=seed)
             minidl.manual_seed(seed)
             model = recipes.build_model(config)
             run, initial, trained = measure(model, ((train_x, train_y), test), images,
@@ -356,12 +355,6 @@ def regions_table(rows):
     return header, body
 
 
-def markdown(table):
-    header, body = table
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
-
-
 def _figure(images, name, caption):
     """A Markdown image paragraph for plot ``name``, if it was drawn (else nothing)."""
     if images is None or name not in images[1]:
@@ -390,7 +383,7 @@ def report(args, mlp_rows, nin_rows, seconds, images=None):
         f"after training in evaluation mode. A unit is degenerate when one piece wins on more "
         f"than 99% of its inputs; entropy is the normalized entropy of the pieces' shares, "
         f"averaged over units.", "",
-        markdown(mlp_table(mlp_rows)), "",
+        markdown_table(*mlp_table(mlp_rows)), "",
         *_figure(images, f"region_shares_depth{deepest}.png",
                  f"Region shares per layer at depth {deepest}, with and without BN, at "
                  f"initialization and after training"),
@@ -402,15 +395,15 @@ def report(args, mlp_rows, nin_rows, seconds, images=None):
         "and after every epoch, with batch norm on batch statistics (as the training forward "
         "pass sees it), so the BN models' last epoch can differ a little from the "
         "evaluation-mode column above.", "",
-        markdown(regions_table(mlp_rows)), "",
+        markdown_table(*regions_table(mlp_rows)), "",
         *_figure(images, f"regions_depth{deepest}.png",
                  f"Degenerate share and entropy over training at depth {deepest}"),
-        "### Normalized entropy per layer", "", markdown(entropy_table(mlp_rows)), "",
+        "### Normalized entropy per layer", "", markdown_table(*entropy_table(mlp_rows)), "",
         "### Condition number of the pre-activation covariance per layer", "",
         f"Over the covariance's numerical rank: each layer computes {args.pieces} x "
         f"{args.width} pre-activations from {args.width} inputs, so the covariance of its "
         f"{args.pieces * args.width} channels has rank {args.width} at most (the first layer's: "
-        f"784).", "", markdown(condition_table(mlp_rows))]
+        f"784).", "", markdown_table(*condition_table(mlp_rows))]
     if nin_rows:
         digits = recipes.hyperparameters("digits")
         lines += [
@@ -422,13 +415,13 @@ def report(args, mlp_rows, nin_rows, seconds, images=None):
             f"`minidl.recipes.CHOSEN_LR` where minidl has it, else the digits default "
             f"{digits['lr']}); statistics over {args.nin_measure} training images (every "
             f"pixel position counts as an input).", "",
-            markdown(nin_table(nin_rows)), "",
+            markdown_table(*nin_table(nin_rows)), "",
             "Degenerate units over training (RegionTracker, batch statistics):", "",
-            markdown(regions_table(nin_rows)), "",
+            markdown_table(*regions_table(nin_rows)), "",
             *_figure(images, "regions_nin.png",
                      "Degenerate share and entropy of the NIN models over training (solid: "
                      "BN, dashed: no BN; mean over seeds)"),
-            markdown(entropy_table(nin_rows)), "",
+            markdown_table(*entropy_table(nin_rows)), "",
             *_figure(images, "region_shares_nin.png", "Region shares per layer of the NIN "
                      "models"),
             *_figure(images, "largest_share_nin.png", "Histogram of the largest region share "

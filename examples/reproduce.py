@@ -84,6 +84,10 @@ PUBLISHED = {
 PAPER_OF = {"nin": "nin", "mim": "mim", "min": "min"}
 
 
+# where and by which minidl a run went, not its settings: ignored when reusing a run folder
+RUN_PLACE = ("device", "data_dir", "minidl_version")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
@@ -97,8 +101,8 @@ def parse_args(argv=None):
                         help="the first N training and N test images (default: all)")
     parser.add_argument("--batch-size", type=int, help="default: the data set's recipe")
     parser.add_argument("--lr", type=float,
-                        help="one learning rate for every model (default: the model's "
-                             "CHOSEN_LR where minidl has one, else the data set's recipe)")
+                        help="one learning rate for every model (default: the data set's "
+                             "recipe; minidl's CHOSEN_LR rates were chosen on digits only)")
     parser.add_argument("--augment", choices=recipes.AUGMENTATIONS, default="none",
                         help="none: the papers' headline setting (default: %(default)s)")
     parser.add_argument("--preprocess", choices=recipes.PREPROCESSING,
@@ -113,28 +117,21 @@ def parse_args(argv=None):
 
 # ---------------------------------------------------------------------------- runs
 
-def chosen_lr():
-    """``minidl.recipes.CHOSEN_LR``: the per-model rates chosen on a validation split of digits.
-
-    {} in a minidl that has no such table yet.
-    """
-    return getattr(recipes, "CHOSEN_LR", {})
-
-
 def run_settings(args, model, dataset, seed):
     """The run config of one run, and where its learning rate comes from."""
-    lr, lr_from = args.lr, "--lr"
-    if lr is None and model in chosen_lr():
-        lr, lr_from = chosen_lr()[model], "CHOSEN_LR"
-    elif lr is None:
-        lr_from = "recipe"
+    lr_from = "recipe" if args.lr is None else "--lr"
     epochs = args.epochs or recipes.DEFAULTS[dataset]["epochs"]
     # the recipe's warm-up, but never the whole of a short run
     warmup = min(recipes.DEFAULTS[dataset]["warmup"], epochs - 1)
     config = recipes.run_config(model, dataset, epochs=epochs, batch_size=args.batch_size,
-                                lr=lr, warmup=warmup, seed=seed, limit=args.limit,
+                                lr=args.lr, warmup=warmup, seed=seed, limit=args.limit,
                                 augment=args.augment, preprocess=args.preprocess)
     return config, lr_from
+
+
+def settings_of(config):
+    """A run config without :data:`RUN_PLACE`: what makes two runs the same run."""
+    return {k: v for k, v in config.items() if k not in RUN_PLACE}
 
 
 def train_one(config, out_dir, args):
@@ -147,8 +144,7 @@ def train_one(config, out_dir, args):
     state = None
     if os.path.isfile(os.path.join(out_dir, CHECKPOINT_NAME)):
         _, state, saved = recipes.read_run(out_dir)
-        # device and data root are where the run went, not its settings
-        if {k: v for k, v in saved.items() if k not in ("device", "data_dir")} != config:
+        if settings_of(saved) != settings_of(config):
             raise SystemExit(f"{out_dir} holds a run of other settings; remove it or choose "
                              f"another --out")
     trainer = recipes.build_trainer(config, out_dir, device=args.device, root=args.data_dir,

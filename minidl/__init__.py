@@ -1,5 +1,5 @@
 """minidl: a small deep-learning framework with hand-written gradients, on NumPy or CuPy."""
-__version__ = "0.1.0"   # first: recipes reads it while the package is still being imported
+__version__ = "0.2.0"   # first: recipes reads it while the package is still being imported
 
 from . import backend
 from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor

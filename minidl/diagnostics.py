@@ -510,6 +510,16 @@ class RegionTracker:
 
     def load_state_dict(self, state):
         """The history so far, and the number of images to draw (the same batch again)."""
+        self._checked_state(state)
         self.history = list(state["history"])
         if self.images is None:
             self.count = state["images"]
+
+    def _checked_state(self, state):
+        """ValueError unless ``state`` is a :meth:`state_dict`; changes nothing."""
+        history, images = state.get("history"), state.get("images")
+        if not (isinstance(history, list) and all(isinstance(e, dict) for e in history)):
+            raise ValueError(f"a RegionTracker state's 'history' is a list of dicts, got "
+                             f"{history!r:.100}")
+        if not (isinstance(images, int) and not isinstance(images, bool) and images >= 1):
+            raise ValueError(f"a RegionTracker state's 'images' is a positive int, got {images!r}")

@@ -74,7 +74,6 @@ def _layers(torch):
     t = torch.nn
     Maxout, GlobalAvgPool2d = torch_layers()
 
-
     def batch_norm(cls):
         def options(m):
             return dict(eps=m.eps, momentum=m.momentum, affine=m.affine,

@@ -459,6 +459,8 @@ def read_run(checkpoint):
         # a run from before preprocess and augment were settings trained with the defaults
         for key in ("preprocess", "augment"):
             config.setdefault(key, DEFAULTS[config["dataset"]][key])
+    # and one from before init was a setting with the layers' own (PyTorch's) initialization
+    config.setdefault("overrides", {}).setdefault("init", "default")
     return path, state, config
 
 

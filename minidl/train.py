@@ -530,6 +530,10 @@ class Trainer:
             saved = state.get("callbacks", {})
             if not (isinstance(saved, dict) and all(isinstance(v, dict) for v in saved.values())):
                 raise ValueError("expected a dict of one state dict per callback class")
+            for callback in self.callbacks:
+                check = getattr(callback, "_checked_state", None)
+                if check is not None and type(callback).__name__ in saved:
+                    check(saved[type(callback).__name__])
 
     def save_checkpoint(self, path=None):
         """Write :meth:`state_dict` atomically to ``path`` (default: out_dir/checkpoint.npz).

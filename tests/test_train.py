@@ -457,6 +457,22 @@ def test_resume_keeps_the_region_history(digits, tmp_path):
     assert saved["history"] == whole.history
 
 
+@pytest.mark.parametrize("tracker_state", [{"images": 4}, {"history": "x", "images": 4},
+                                           {"history": [], "images": 0}])
+def test_a_bad_tracker_state_changes_nothing(digits, tmp_path, tracker_state):
+    source = make_trainer(digits, epochs=1, callbacks=[diagnostics.RegionTracker(20)])
+    source.fit()
+    state = source.state_dict()
+    state["callbacks"]["RegionTracker"] = tracker_state
+    path = tmp_path / "bad.npz"
+    save_checkpoint(path, state)
+    target = make_trainer(digits, epochs=1, callbacks=[diagnostics.RegionTracker(20)])
+    before = target.state_dict()
+    with pytest.raises(CheckpointError, match="its callbacks does not fit .*RegionTracker"):
+        target.load_checkpoint(path)
+    assert_equal_nested(target.state_dict(), before)
+
+
 def test_region_tracker_and_callbacks_check_their_arguments(digits):
     with pytest.raises(ValueError, match="RegionTracker: images must be"):
         diagnostics.RegionTracker(0)

@@ -6,7 +6,9 @@ single-process ``DataLoader(shuffle=True, seed=seed)`` visits in that epoch
 number of processes p and keeps every p-th index starting at its rank.  So
 with a global batch b (b / p per process) the p shards of global step j
 together hold exactly the images of step j of the single-process run: with
-``SyncBatchNorm`` the p processes train the model that one process trains.  So the shards
+``SyncBatchNorm``, and without augmentation or dropout (whose random draws
+each process makes for its own part of the batch), the p processes train
+the model that one process trains.  So the shards
 are disjoint apart from the padding, cover the data set, and have the same
 length: every process runs the same number of steps, and none waits in a
 collective for one that has already stopped.

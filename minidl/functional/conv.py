@@ -23,7 +23,7 @@ and ``dcol[g] = w[g]^T @ dy[g]``; col2im adds every entry of ``dcol`` back
 onto the input pixel it was copied from.  See ``docs/convolution.md`` for a
 worked example, the derivation of dilation and groups, and the costs.
 
-The window geometry (padding, window views, kernel offsets) lives in
+The window geometry (padding, groups, kernel offsets) lives in
 ``_window.py``, shared with pooling.
 """
 from .. import backend
