@@ -7,6 +7,7 @@
   CUDA device is missing.
 """
 import os
+import signal
 import sys
 
 # One BLAS thread: on a busy 2-core machine two threads fight each other (runs get up to
@@ -74,6 +75,18 @@ def fake_gpu():
     yield fake_cupy
     backend.set_gpu_module(None)
     backend.set_default_device(None)
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """SIGINT raises KeyboardInterrupt, as in an interactive run, in every test.
+
+    A background job of a shell without job control starts with SIGINT ignored
+    (and Python then keeps it ignored); the Ctrl-C tests raise SIGINT themselves.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
