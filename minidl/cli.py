@@ -240,8 +240,14 @@ def _train(args, parallel):
     if config["batch_size"] % size:
         raise CommandError(f"--batch-size {config['batch_size']} (the global batch) does not "
                            f"divide among {size} processes")
-    tracked = args.track_regions is not None or (
-        state is not None and "RegionTracker" in state.get("callbacks", {}))
+    # a damaged callbacks entry is the trainer's to name (a CheckpointError) when it loads
+    callbacks = state.get("callbacks") if state is not None else None
+    saved_tracker = callbacks.get("RegionTracker") if isinstance(callbacks, dict) else None
+    saved_images = saved_tracker.get("images") if isinstance(saved_tracker, dict) else None
+    if saved_images is not None and args.track_regions not in (None, saved_images):
+        raise CommandError(f"--track-regions {args.track_regions} differs from the resumed "
+                           f"run's {saved_images} images; leave it out to go on tracking those")
+    tracked = args.track_regions is not None or saved_tracker is not None
     tracker = diagnostics.RegionTracker(args.track_regions or TRACK_IMAGES) if tracked else None
     with naming(path) if state is not None else contextlib.nullcontext():
         trainer = recipes.build_trainer(config, out, device=device, root=_data_dir(args, config),

@@ -458,6 +458,8 @@ def test_track_regions_writes_the_history_and_a_resumed_run_goes_on_with_it(tmp_
         assert (tmp_path / "regions.png").stat().st_size > 5000
         assert f"region statistics per epoch: {tmp_path / 'regions.json'}" in out
     # the run's checkpoint holds the tracker: resuming without the flag keeps tracking
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3", "--track-regions", "8"]) == 2
+    assert "--track-regions 8 differs from the resumed run's 16 images" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 0
     resumed = json.loads((tmp_path / "regions.json").read_text())["history"]
     assert resumed[:3] == history and [e["epoch"] for e in resumed] == [0, 1, 2, 3]
