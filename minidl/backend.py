@@ -22,7 +22,8 @@ import numpy
 __all__ = [
     "Device", "device", "get_array_module", "device_of", "to_device", "to_numpy",
     "gpu_available", "gpu_unavailable_reason", "get_default_device",
-    "set_default_device", "set_gpu_module", "on_device", "device_context", "synchronize", "manual_seed",
+    "set_default_device", "set_gpu_module", "on_device", "device_context", "synchronize",
+    "manual_seed",
     "host_rng", "random_uniform", "random_normal", "host_memory_kept",
 ]
 

@@ -8,7 +8,8 @@
     relu   0.2
 
 Used by ``minidl models``, ``minidl diagnose``, the examples and the
-benchmarks; :func:`markdown_table` writes the same cells for a results page.  It imports nothing, so any module may use it.
+benchmarks; :func:`markdown_table` writes the same cells for a results
+page.  It imports nothing, so any module may use it.
 """
 
 __all__ = ["format_table", "markdown_table"]

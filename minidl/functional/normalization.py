@@ -2,8 +2,9 @@
 
 Statistics are per feature over N for (N, C) input, over N and L for (N, C, L)
 and per channel over N, H, W for (N, C, H, W) input.  Every layout is handled
-as an (N, C, S) view, S = 1, L or H*W, so a channel's m = N*S values are summed over axes 0 and 2 (the
-helpers of ``_batch_norm.py``, shared with ``nn.SyncBatchNorm``).  The
+as an (N, C, S) view, S = 1, L or H*W, so a channel's m = N*S values are
+summed over axes 0 and 2 (the helpers of ``_batch_norm.py``, shared with
+``nn.SyncBatchNorm``).  The
 derivation of the backward pass is in ``docs/batch_norm.md``.
 """
 import math

@@ -2,8 +2,8 @@
 
 A model name picks a class, its options, a width scale ("full" as in the
 papers, "small" about 4x narrower for CPU training) and the initialization
-of its source; the data set picks the widths, input channels and classes.  ``docs/models.md`` has the table with
-parameter counts and the credits.
+of its source; the data set picks the widths, input channels and classes.
+``docs/models.md`` has the table with parameter counts and the credits.
 """
 from ..data.datasets import DATASETS, dataset_info
 from ..functional._checks import check_number

@@ -105,8 +105,12 @@ class SyncBatchNorm(BatchNorm2d):
                          track_running_stats=track_running_stats, dtype=dtype, bias=bias)
         self.communicator = communicator
 
+    def active_communicator(self):
+        """The communicator given at construction, else minidl.distributed's current one."""
+        return self.communicator or get_communicator()
+
     def _batch_norm(self, x, running_mean, running_var, training, momentum):
-        communicator = self.communicator or get_communicator()
+        communicator = self.active_communicator()
         if not (training and self.training) or communicator.size == 1:
             return super()._batch_norm(x, running_mean, running_var, training, momentum)
         if self.weight is not None:

@@ -14,7 +14,6 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor, no_grad
-from ..distributed.comm import get_communicator
 from ..functional._batch_norm import channel_dot, channel_sum, grouped, per_channel
 from ..functional._checks import check_flag, check_number
 from .layers import BatchNorm1d, BatchNorm2d
@@ -173,7 +172,7 @@ def update_bn_stats(model, loader, batches=200):
         raise ValueError("update_bn_stats: the loader yielded no batches")
     for m, acc in zip(norms, moments):
         if isinstance(m, SyncBatchNorm):
-            acc.merge_over(m.communicator or get_communicator())
+            acc.merge_over(m.active_communicator())
         m.running_mean.data[...] = acc.mean
         m.running_var.data[...] = acc.squares / (acc.count - 1)
         m.num_batches_tracked.data[...] = seen
