@@ -229,7 +229,10 @@ def test_page_in_chromium(site, browser, page, width):
 
     assert all(image["loaded"] for image in shown["images"]), shown["images"]
     if page == "results":
-        assert len(shown["images"]) >= 5
+        docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+        with open(os.path.join(docs, "results.md")) as page_source:
+            source = page_source.read()
+        assert len(shown["images"]) == source.count("\n![")
         narrow = [image for image in shown["images"] if image["width"] < 800]
         assert not narrow, f"plots narrower than 800 px: {narrow}"
         assert shown["tables"] >= 5

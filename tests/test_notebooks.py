@@ -17,14 +17,18 @@ import minidl
 from helpers import import_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytest.importorskip("matplotlib", reason='the notebooks draw with matplotlib: '
-                    'pip install -e ".[plot]"')
 render_notebooks = import_script("render_notebooks")
+
+
+def needs_matplotlib():
+    pytest.importorskip("matplotlib", reason='the notebooks draw with matplotlib: '
+                        'pip install -e ".[plot]"')
 
 
 @pytest.fixture(scope="module")
 def runs():
     """name -> (cells, namespace) of every notebook, each run once."""
+    needs_matplotlib()
     runs = {}
     for path in render_notebooks.notebook_paths():
         runs[os.path.basename(path)[:-3]] = render_notebooks.run(path)
@@ -141,6 +145,7 @@ def test_read_cells_names_the_file_and_line_of_a_mistake(tmp_path, text, message
 
 
 def test_run_keeps_output_in_a_temporary_directory(tmp_path):
+    needs_matplotlib()
     path = write(tmp_path, "# %%\nimport os\nwhere = os.getcwd()\nprint('in', where)\n")
     (cell,), ns = render_notebooks.run(path)
     assert cell.output == f"in {ns['where']}\n" and cell.figures == []
@@ -148,6 +153,7 @@ def test_run_keeps_output_in_a_temporary_directory(tmp_path):
 
 
 def test_an_error_names_the_notebook_line(tmp_path):
+    needs_matplotlib()
     path = write(tmp_path, "# %%\nx = 1\n\n# %%\ny = x + 1\n\nz = y / 0\n")
     with pytest.raises(ZeroDivisionError) as error:
         render_notebooks.run(path)
