@@ -1,24 +1,26 @@
 """DistributedSampler: each process's shard of a data set, reshuffled the same way everywhere.
 
-Every process draws the same permutation of all n indices: the one a
-single-process ``DataLoader(shuffle=True, seed=seed)`` visits in that epoch
-(:func:`epoch_order`).  It pads it by wrapping around to a multiple of the
-number of processes p and keeps every p-th index starting at its rank.  So
-with a global batch b (b / p per process) the p shards of global step j
-together hold exactly the images of step j of the single-process run: with
+Every process draws the same permutation of all n indices, pads it by
+wrapping around to a multiple of the number of processes p, and keeps every
+p-th index starting at its rank.  So the shards are disjoint apart from the
+padding, cover the data set, and have the same length: every process runs
+the same number of steps, and none waits in a collective for one that has
+already stopped.
+
+The permutation is the one a single-process ``DataLoader(shuffle=True,
+seed=seed)`` visits in that epoch (:func:`epoch_orders`).  So with a global
+batch b (b / p per process) the p shards of global step j together hold
+exactly the images of step j of the single-process run: with
 ``SyncBatchNorm``, and without augmentation or dropout (whose random draws
 each process makes for its own part of the batch), the p processes train
-the model that one process trains.  So the shards
-are disjoint apart from the padding, cover the data set, and have the same
-length: every process runs the same number of steps, and none waits in a
-collective for one that has already stopped.
+the model that one process trains.
 """
 import numpy as np
 
 from .._arguments import is_integer
 from .errors import DataError
 
-__all__ = ["DistributedSampler", "epoch_order", "draw_epoch"]
+__all__ = ["DistributedSampler", "epoch_orders", "draw_epoch"]
 
 
 def draw_epoch(rng, n, shuffle):
@@ -26,20 +28,19 @@ def draw_epoch(rng, n, shuffle):
 
     The order of n samples (a permutation when ``shuffle``, else 0..n-1) and the
     seed of that epoch's augmentation generator.  :class:`~minidl.data.DataLoader`
-    draws exactly this once per epoch, which is what lets :func:`epoch_order`
+    draws exactly this once per epoch, which is what lets :func:`epoch_orders`
     replay it.
     """
     order = rng.permutation(n) if shuffle else np.arange(n)
     return order, rng.integers(2**63)
 
 
-def epoch_order(seed, epoch, n):
-    """The order in which ``DataLoader(..., shuffle=True, seed=seed)`` of n samples
-    visits them in epoch ``epoch`` (counted from 0): its generator, replayed."""
+def epoch_orders(seed, n):
+    """The orders in which ``DataLoader(..., shuffle=True, seed=seed)`` of n samples
+    visits them in epochs 0, 1, 2, ...: its generator, replayed (an endless iterator)."""
     rng = np.random.default_rng(seed)
-    for _ in range(epoch):
-        draw_epoch(rng, n, shuffle=True)
-    return draw_epoch(rng, n, shuffle=True)[0]
+    while True:
+        yield draw_epoch(rng, n, shuffle=True)[0]
 
 
 class DistributedSampler:
@@ -76,6 +77,7 @@ class DistributedSampler:
                             f"{self.num_replicas} processes")
         self.shuffle, self.seed, self.drop_last = shuffle, int(seed), drop_last
         self.epoch = 0
+        self._orders, self._next_epoch = None, 0       # the replay of epoch_orders so far
 
     def __len__(self):
         """The number of indices each process gets per epoch (the same on all)."""
@@ -85,11 +87,21 @@ class DistributedSampler:
 
     def indices(self, epoch):
         """This process's indices for ``epoch``, as an int64 array."""
-        order = epoch_order(self.seed, epoch, self.n) if self.shuffle else np.arange(self.n)
+        order = self._shuffled(epoch) if self.shuffle else np.arange(self.n)
         total = len(self) * self.num_replicas
         if total > self.n:      # pad by wrapping around (again if p > n)
             order = np.resize(order, total)
         return order[self.rank:total:self.num_replicas]
+
+    def _shuffled(self, epoch):
+        """Epoch ``epoch``'s permutation: the replay goes on from the last epoch asked for,
+        and starts again only for an earlier one (after ``set_epoch`` or a resume)."""
+        if self._orders is None or self._next_epoch > epoch:
+            self._orders, self._next_epoch = epoch_orders(self.seed, self.n), 0
+        for _ in range(epoch - self._next_epoch):
+            next(self._orders)
+        self._next_epoch = epoch + 1
+        return next(self._orders)
 
     def __iter__(self):
         order = self.indices(self.epoch)

@@ -106,8 +106,8 @@ def kernel_offsets(size, kernel, stride, padding, out, dilation=(1, 1)):
     """For each kernel offset (u, v), row-major: ``(u, v, source, target)``.
 
     ``x[source]`` is the grid of input pixels that offset (u, v) of the
-    windows ``y[target]`` reads (an index into (N, C, H, W), resp. (N, C, OH,
-    OW) arrays).  Padding is never stored: positions in it are simply left
+    windows ``y[target]`` reads (an index into the last two axes of any
+    (..., H, W), resp. (..., OH, OW) array).  Padding is never stored: positions in it are simply left
     out, so a loop over the KH*KW offsets visits every real pixel of every
     window once, each step a whole-array operation.  ``padding`` is the
     (top, left) one: the bottom and right padding only shape ``out``.

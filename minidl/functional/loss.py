@@ -55,9 +55,10 @@ def _label_weights(labels, num_classes, axis, weight, ignore_index, dtype):
     xp = backend.get_array_module(labels)
     kept = labels != ignore_index
     safe = xp.where(kept, labels, 0)
-    w_t = kept.astype(dtype) if weight is None else xp.where(kept, weight[safe], 0)
+    kept_share = kept.astype(dtype)
+    w_t = kept_share if weight is None else xp.where(kept, weight[safe], 0)
     onehot = xp.expand_dims(safe, axis) == _classes(xp, num_classes, axis, labels.ndim + 1)
-    return onehot * xp.expand_dims(w_t, axis), onehot, kept.astype(dtype)
+    return onehot * xp.expand_dims(w_t, axis), onehot, kept_share
 
 
 class CrossEntropy(_Reduced):

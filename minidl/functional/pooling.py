@@ -73,7 +73,8 @@ class _Pool2d(Function):
     def _scatter(self, gy, contribution):
         """dx from ``contribution(u, v)``, the (..., OH, OW) gradient reaching offset (u, v).
 
-        Windows overlap when the stride is smaller than the kernel; the
+        Windows overlap when the stride is smaller than a window's span
+        (dilation included); the
         slice-adds then accumulate every window's share in the same pixel.
         """
         gx = backend.get_array_module(gy).zeros(self.x_shape, dtype=gy.dtype)

@@ -105,11 +105,12 @@ class _Moments:
         n = sum n_p, mu = sum n_p mu_p / n, S = sum (S_p + n_p (mu_p - mu)**2)."""
         xp = backend.get_array_module(self.mean)
         channels = len(self.mean)
-        totals = xp.empty(channels + 1, dtype=self.mean.dtype)
+        # float64: a count of more than 2**24 values is not exact in float32
+        totals = xp.empty(channels + 1, dtype=xp.float64)
         totals[:channels] = self.mean * self.count
         totals[channels] = self.count
         communicator.all_reduce(totals)
-        mean = totals[:channels] / totals[channels]
+        mean = (totals[:channels] / totals[channels]).astype(self.mean.dtype)
         delta = self.mean - mean
         self.squares = communicator.all_reduce(self.squares + delta * delta * self.count)
         self.count, self.mean = int(totals[channels]), mean
