@@ -322,6 +322,8 @@ def main(argv=None):
           f"NumPy's sgemm peak {peak:.0f} GFLOP/s (square product)")
     print(f"float32, training mode, median of {args.repeat} steps after {args.warmup} "
           f"warm-up step(s), alternating; load average {load:.1f} at the start")
+    allocator = "keep" if minidl.backend.host_memory_kept else "glibc's own settings"
+    print(f"host allocator (MINIDL_HOST_ALLOCATOR): {allocator}, for both frameworks alike")
     speed, products, with_torch = run(args)
 
     header = ["model", "batch", "fwd ms", "bwd ms", "step ms", "img/s"]

@@ -113,6 +113,7 @@ class Tensor:
 
     __array_ufunc__ = None     # make NumPy defer to our reflected operators (ndarray * Tensor)
     _grad_hooks = None         # {handle id: hook} once register_post_accumulate_grad_hook is used
+    _node = None               # this computed tensor's _GraphNode, once an op has used it
 
     def __init__(self, data, requires_grad=False):
         self.data = data
@@ -234,8 +235,36 @@ class Tensor:
         _run_backward(self, grad, retain_graph)
 
 
+class _GraphNode:
+    """What the graph keeps of a computed (non-leaf) tensor: its creator and shape, not its data.
+
+    A function that consumes a computed tensor records this stand-in rather
+    than the tensor, so an activation lives only as long as the user's
+    variables or some function's saved values hold it: most functions save
+    something smaller (a mask, the statistics) or nothing, and holding every
+    intermediate array until backward reached it once cost about half of a
+    training step's peak memory.  Leaves stay in the graph as themselves,
+    since backward accumulates into their ``.grad``.
+    """
+
+    __slots__ = ("creator", "shape")
+    requires_grad = True
+
+    def __init__(self, tensor):
+        self.creator, self.shape = tensor.creator, tensor.shape
+
+
+def _graph_input(tensor):
+    """The object a consuming function records for ``tensor``: a leaf itself, else its node."""
+    if tensor.creator is None:
+        return tensor
+    if tensor._node is None:
+        tensor._node = _GraphNode(tensor)
+    return tensor._node
+
+
 def _topological_order(root):
-    """Tensors reachable from ``root`` through creators, each after all its consumers.
+    """Graph nodes reachable from ``root`` through creators, each after all its consumers.
 
     An explicit stack replaces recursion; each tensor is expanded once, so the
     cost is linear in the size of the graph.
@@ -332,7 +361,7 @@ backward can skip work; under :func:`no_grad` it is all False.  Do not
             output = numpy.asarray(output)
         result = Tensor(output)
         if any(fn.needs_input_grad):
-            fn.inputs = tensors
+            fn.inputs = [_graph_input(t) for t in tensors]
             result.requires_grad = True
             result.creator = fn
         return result

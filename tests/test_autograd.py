@@ -60,6 +60,19 @@ def test_graph_is_freed_after_backward(device):
     assert creator() is None
 
 
+def test_graph_does_not_keep_activations_alive(device):
+    """An intermediate array that no function saved dies with the user's last reference."""
+    x = leaf(numpy.ones((4, 3)), device)
+    hidden = x + 1.0              # addition saves nothing for backward, and neither does sum
+    loss = (hidden.sum(axis=1) * 3.0).sum()
+    hidden_data = weakref.ref(hidden.data)
+    del hidden
+    gc.collect()
+    assert hidden_data() is None
+    loss.backward()
+    numpy.testing.assert_array_equal(host(x.grad), numpy.full((4, 3), 3.0))
+
+
 def test_retain_graph_allows_a_second_backward(device):
     x = leaf([1.0, 2.0], device)
     loss = (x * x).sum()

@@ -142,8 +142,8 @@ def test_ops_on_the_second_device_create_arrays_there(fake_gpu):
     numpy.testing.assert_array_equal(host(x.grad), [[2, 0, 3], [2, 0, 3]])
 
 
-@pytest.mark.parametrize("setting, kept", [(None, False), ("keep", True), ("system", False)])
-def test_host_allocator_setting_is_applied_only_when_asked_for(setting, kept):
+@pytest.mark.parametrize("setting, kept", [(None, True), ("keep", True), ("system", False)])
+def test_host_allocator_keeps_memory_unless_told_not_to(setting, kept):
     env = {k: v for k, v in os.environ.items() if k != "MINIDL_HOST_ALLOCATOR"}
     if setting is not None:
         env["MINIDL_HOST_ALLOCATOR"] = setting
