@@ -77,17 +77,18 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     Windows overlap when the stride is smaller than the dilated kernel, so a
     pixel collects the sum of all its copies; entries that came from the
     padding are dropped.  One slice-add per kernel offset does this for all
-    windows, straight into the (N, C, H, W) gradient seen channel-major.
+    windows.  The (N, C, H, W) gradient is returned as a view of channel-major
+    (C, N, H, W) memory, the layout of the convolution's output (see
+    :class:`Conv2d`).
     """
     xp = backend.get_array_module(col)
     n, c, h, w = x_shape
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
-    gx = xp.zeros(x_shape, dtype=col.dtype)
-    channels_first = gx.transpose(1, 0, 2, 3)                      # a view: adds land in gx
+    channels_first = xp.zeros((c, n, h, w), dtype=col.dtype)
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
         channels_first[source] += col[:, u, v][target]
-    return gx
+    return channels_first.transpose(1, 0, 2, 3)
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -105,15 +106,20 @@ class Conv2d(Function):
 
     W is block-diagonal in effect: group g's filters meet only group g's
     rows of ``col``, so no product with the zeros off the blocks is formed.
-    A 1x1 kernel with stride 1 and no padding needs no im2col: ``col`` is
-    ``x`` with N and C swapped, and col2im is the reverse swap.  (Products
-    batched over the samples, ``Y_n = W @ x_n``, would need no swaps, but N
-    small products ran up to five times slower than one large one with two
-    BLAS threads on a loaded machine; see ``docs/convolution.md``.)
+
+    Layout: the product gives Y as (O, N, OH, OW), channel-major, and the
+    output is that memory seen as (N, O, OH, OW) through a transposed view,
+    not copied.  Elementwise ops, batch norm, maxout and pooling keep the
+    layout, so the next convolution finds its input channel-major already:
+    for a 1x1 kernel with stride 1 and no padding ``col`` *is* ``x`` seen as
+    (C, N*H*W), and im2col reads contiguous planes.  Backward likewise gets dY
+    channel-major and returns dx so.  (Products batched over the samples,
+    ``Y_n = W @ x_n``, would need no layout at all, but N small products ran
+    up to five times slower than one large one with two BLAS threads on a
+    loaded machine; see ``docs/convolution.md``.)
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):
-        xp = backend.get_array_module(x)
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
         self.pointwise = _is_pointwise((kh, kw), stride, padding)
@@ -130,7 +136,7 @@ class Conv2d(Function):
         self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
         self.wg = wg if self.needs_input_grad[0] else None
         self.col = col if self.needs_input_grad[1] else None
-        return xp.ascontiguousarray(y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3))
+        return y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3)
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
@@ -140,7 +146,7 @@ class Conv2d(Function):
             gcol = (self.wg.transpose(0, 2, 1) @ gy3).reshape(-1, gy3.shape[2])
             if self.pointwise:
                 n, c, h, w = self.x_shape
-                gx = xp.ascontiguousarray(gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3))
+                gx = gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3)
             else:
                 gx = _col2im(gcol, self.x_shape, *self.geometry)
         if self.needs_input_grad[1]:

@@ -77,7 +77,7 @@ class _Pool2d(Function):
         (dilation included); the
         slice-adds then accumulate every window's share in the same pixel.
         """
-        gx = backend.get_array_module(gy).zeros(self.x_shape, dtype=gy.dtype)
+        gx = backend.get_array_module(gy).zeros_like(gy, shape=self.x_shape)   # gy's layout
         for u, v, source, target in self._offsets():
             gx[source] += contribution(u, v, target)
         return gx
@@ -98,7 +98,8 @@ class MaxPool2d(_Pool2d):
     def forward(self, x, kernel, stride, padding, dilation, out, indices=None):
         xp = self._keep_geometry(x, kernel, stride, padding, dilation, out)
         shape = x.shape[:-2] + out
-        best = xp.full(shape, float("-inf"), dtype=x.dtype)
+        best = xp.empty_like(x, shape=shape)           # x's layout (e.g. channel-major)
+        best.fill(float("-inf"))
         kw = self.kernel[1]
         index = xp.uint8 if self.kernel[0] * kw <= 256 else xp.int32
         # Start each window's winner at its first real tap (kernel row
@@ -106,11 +107,11 @@ class MaxPool2d(_Pool2d):
         # column), so that a window of -inf values still routes its gradient
         # to a pixel of the input, the one PyTorch names in its indices.
         first = [xp.maximum(-(self._starts(xp, d) // self.dilation[d]), 0) for d in (0, 1)]
-        winner = xp.empty(shape, dtype=index)
+        winner = xp.empty_like(best, dtype=index)
         winner[...] = first[0][:, None] * kw + first[1][None, :]
         for u, v, source, target in self._offsets():
             # One strided read of the window, then two fast contiguous passes.
-            window, current = xp.ascontiguousarray(x[source]), best[target]
+            window, current = x[source].copy(order="K"), best[target]
             better = window > current         # strict: an equal later value loses the tie
             xp.maximum(current, window, out=current)
             # Offsets come in increasing order, so the index of the latest strict
@@ -151,7 +152,7 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x, kernel, stride, padding, out, count_include_pad, divisor_override):
         xp = self._keep_geometry(x, kernel, stride, padding, (1, 1), out)
-        total = xp.zeros(x.shape[:-2] + out, dtype=x.dtype)
+        total = xp.zeros_like(x, shape=x.shape[:-2] + out)          # x's layout
         for u, v, source, target in self._offsets():
             total[target] += x[source]
         if divisor_override is None:
