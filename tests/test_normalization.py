@@ -1,4 +1,6 @@
 """Batch normalization: forward against NumPy, gradients, running statistics, errors."""
+from unittest import mock
+
 import numpy
 import pytest
 from helpers import host, leaf
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 
 import minidl
 from minidl import gradcheck
+from minidl.functional import _batch_norm
 from minidl.functional.normalization import batch_norm
 
 EPS = 1e-5
@@ -73,6 +76,26 @@ def test_training_forward_and_gradients(device, shape, seed):
     numpy.testing.assert_allclose(host(y), reference(x_np, host(gamma), host(beta)),
                                   rtol=1e-10, atol=1e-12)
     assert gradcheck(batch_norm, [x, gamma, beta])
+
+
+@given(shape=bn_shapes(), seed=st.integers(0, 2**16))
+def test_one_channel_per_block_and_channel_major_input(device, shape, seed):
+    """Blocks of one channel each (on the host), on input in (C, N, ...) memory as
+    convolutions leave it: the same values and gradients."""
+    x_np = spread(shape, seed)
+    channel_major = leaf(numpy.ascontiguousarray(numpy.swapaxes(x_np, 0, 1)), device)
+    gamma, beta = parameters(shape[1], device, seed)
+
+    def normalized(x_cn, gamma, beta):
+        return batch_norm(x_cn.transpose(0, 1), gamma, beta)
+
+    with mock.patch.object(_batch_norm, "BLOCK_BYTES", 1):
+        blocks = _batch_norm.channel_blocks(channel_major.transpose(0, 1).data)
+        assert len(blocks) == (shape[1] if device == "cpu" else 1)
+        y = normalized(channel_major, gamma, beta)
+        numpy.testing.assert_allclose(host(y), reference(x_np, host(gamma), host(beta)),
+                                      rtol=1e-10, atol=1e-12)
+        assert gradcheck(normalized, [channel_major, gamma, beta])
 
 
 @given(shape=bn_shapes(), seed=st.integers(0, 2**16))

@@ -8,8 +8,26 @@ view, S = 1, L or H*W, so a channel's m = N*S values are summed over axes 0 and 
 """
 from .. import backend
 
-__all__ = ["grouped", "channel_dot", "channel_sum", "per_channel", "update_running",
-           "scale_and_shift", "input_grad"]
+__all__ = ["BLOCK_BYTES", "channel_blocks", "grouped", "channel_dot", "channel_sum",
+           "per_channel", "update_running", "scale_and_shift", "input_grad"]
+
+# About the size of a core's L2 cache: the passes of one block of channels then
+# re-read cache instead of main memory (1 MiB blocks made the forward and
+# backward of a (32, 800, 32, 32) batch norm 1.4x faster than one block).
+BLOCK_BYTES = 2 ** 20
+
+
+def channel_blocks(a):
+    """Slices of axis 1 of ``a`` covering about BLOCK_BYTES each (whole channels).
+
+    Batch norm treats each channel on its own, so it may run block by block.
+    On a GPU one block is best: every pass is then a single kernel.
+    """
+    channels = a.shape[1]
+    if backend.device_of(a) != "cpu":
+        return [slice(0, channels)]
+    step = max(1, BLOCK_BYTES // max(1, a.size // channels * a.itemsize))
+    return [slice(start, start + step) for start in range(0, channels, step)]
 
 
 def grouped(a):
@@ -52,24 +70,30 @@ def update_running(running_mean, running_var, mean, var, m, momentum):
     running_var += (momentum * m / (m - 1)) * var
 
 
-def scale_and_shift(xhat, gamma, beta):
-    """y = gamma * xhat + beta in a fresh array (gamma / beta None: 1 / 0)."""
-    y = xhat * per_channel(gamma, xhat.ndim) if gamma is not None else xhat.copy()
+def scale_and_shift(xhat, gamma, beta, out=None):
+    """y = gamma * xhat + beta into ``out``, or a fresh array (gamma / beta None: 1 / 0)."""
+    xp = backend.get_array_module(xhat)
+    y = xp.empty_like(xhat) if out is None else out
+    if gamma is not None:
+        xp.multiply(xhat, per_channel(gamma, xhat.ndim), out=y)
+    else:
+        y[...] = xhat
     if beta is not None:
         y += per_channel(beta, xhat.ndim)
     return y
 
 
-def input_grad(gy, xhat, scale, dbeta, dgamma, m):
+def input_grad(gy, xhat, scale, dbeta, dgamma, m, out=None):
     """dx = scale * (dy - dbeta / m - xhat * dgamma / m), scale = gamma * invstd.
 
-    Built in place in one fresh array: each full-size temporary would cost a
-    pass over memory.  ``dbeta`` and ``dgamma`` are the channel sums over all
-    m values the statistics came from.
+    Built in place in ``out`` (or one fresh array): each full-size temporary
+    would cost a pass over memory.  ``dbeta`` and ``dgamma`` are the channel
+    sums over all m values the statistics came from.
     """
     xp = backend.get_array_module(gy)
     ndim = gy.ndim
-    gx = xhat * per_channel(dgamma / m, ndim)
+    gx = xp.empty_like(xhat) if out is None else out
+    xp.multiply(xhat, per_channel(dgamma / m, ndim), out=gx)
     gx += per_channel(dbeta / m, ndim)
     xp.subtract(gy, gx, out=gx)
     gx *= per_channel(scale, ndim)

@@ -11,8 +11,8 @@ import math
 
 from .. import backend
 from ..autograd import Function, Tensor
-from ._batch_norm import (channel_dot, channel_sum, grouped, input_grad, per_channel,
-                          scale_and_shift, update_running)
+from ._batch_norm import (channel_blocks, channel_dot, channel_sum, grouped, input_grad,
+                          per_channel, scale_and_shift, update_running)
 from ._checks import check_flag, check_like, check_number, check_tensor
 
 __all__ = ["batch_norm"]
@@ -34,6 +34,8 @@ class BatchNormTrain(Function):
         dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma).
 
     The two channel sums are computed once and serve dgamma, dbeta and dx.
+    Each channel is independent, so both passes run over blocks of channels
+    (``channel_blocks``): the several passes over a block then stay in cache.
     ``running_mean`` / ``running_var`` (arrays or None) are updated in place:
     running = (1 - momentum) * running + momentum * batch statistic, the
     variance taken unbiased, var * m / (m - 1).  ``gamma`` / ``beta`` may be
@@ -43,29 +45,44 @@ class BatchNormTrain(Function):
     def forward(self, x, gamma, beta, running_mean, running_var, momentum, eps):
         xp = backend.get_array_module(x)
         m = x.size // x.shape[1]
-        mean = channel_sum(grouped(x)) / m
-        xhat = x - per_channel(mean, x.ndim)          # the one saved full-size array
-        var = channel_dot(grouped(xhat), grouped(xhat)) / m
-        invstd = 1 / xp.sqrt(var + eps)
-        xhat *= per_channel(invstd, x.ndim)
+        xhat, y = xp.empty_like(x), xp.empty_like(x)          # xhat: the one saved array
+        mean, var, invstd = xp.empty((3, x.shape[1]), dtype=x.dtype)
+        for c in channel_blocks(x):                # each pass then re-reads cache, not memory
+            xc, xhatc = x[:, c], xhat[:, c]
+            mean[c] = channel_sum(grouped(xc)) / m
+            xp.subtract(xc, per_channel(mean[c], x.ndim), out=xhatc)
+            var[c] = channel_dot(grouped(xhatc), grouped(xhatc)) / m
+            invstd[c] = 1 / xp.sqrt(var[c] + eps)
+            xhatc *= per_channel(invstd[c], x.ndim)
+            scale_and_shift(xhatc, _block(gamma, c), _block(beta, c), out=y[:, c])
         update_running(running_mean, running_var, mean, var, m, momentum)
         self.xhat, self.invstd, self.gamma, self.has_beta = xhat, invstd, gamma, beta is not None
-        return scale_and_shift(xhat, gamma, beta)
+        return y
 
     def backward(self, gy):
+        xp = backend.get_array_module(gy)
         xhat = self.xhat
         m = xhat.size // xhat.shape[1]
-        dbeta = channel_sum(grouped(gy))
-        dgamma = channel_dot(grouped(gy), grouped(xhat))
-        grads = [None]
-        if self.needs_input_grad[0]:
-            scale = self.invstd if self.gamma is None else self.gamma * self.invstd
-            grads[0] = input_grad(gy, xhat, scale, dbeta, dgamma, m)
+        dbeta, dgamma = xp.empty((2, xhat.shape[1]), dtype=xhat.dtype)
+        gx = xp.empty_like(xhat) if self.needs_input_grad[0] else None
+        scale = self.invstd if self.gamma is None else self.gamma * self.invstd
+        for c in channel_blocks(xhat):
+            gyc, xhatc = gy[:, c], xhat[:, c]
+            dbeta[c] = channel_sum(grouped(gyc))
+            dgamma[c] = channel_dot(grouped(gyc), grouped(xhatc))
+            if gx is not None:
+                input_grad(gyc, xhatc, scale[c], dbeta[c], dgamma[c], m, out=gx[:, c])
+        grads = [gx]
         if self.gamma is not None:
             grads.append(dgamma)
         if self.has_beta:
             grads.append(dbeta)
         return tuple(grads)
+
+
+def _block(vector, channels):
+    """``vector[channels]``, or None for an absent gamma / beta."""
+    return None if vector is None else vector[channels]
 
 
 class BatchNormEval(Function):
