@@ -25,13 +25,17 @@ class Maxout(Function):
         xp = backend.get_array_module(x)
         grouped = x.reshape(x.shape[:axis] + (x.shape[axis] // pieces, pieces)
                             + x.shape[axis + 1:])
-        y = grouped.max(axis=axis + 1)
+        # Results are allocated in x's memory layout (a reduction's own result
+        # would be C-ordered): a channel-major x from a convolution stays so.
+        first_piece = grouped[(slice(None),) * (axis + 1) + (0,)]
+        y = grouped.max(axis=axis + 1, out=xp.empty_like(first_piece))
         if not self.needs_input_grad[0]:
             return y                                    # inference: no mask to keep
         # One boolean pass finds every piece equal to its group's maximum; a
         # second pass per piece then keeps only the first winner of each group
         # (argmax along a middle axis would cost a full transposed copy in NumPy).
-        winner = grouped == xp.expand_dims(y, axis + 1)
+        winner = xp.equal(grouped, xp.expand_dims(y, axis + 1),
+                          out=xp.empty_like(grouped, dtype=bool))
         by_piece = xp.moveaxis(winner, axis + 1, 0)        # a view: edits land in winner
         unclaimed = ~by_piece[0]                           # groups no earlier piece has won
         for p in range(1, pieces):
@@ -42,7 +46,8 @@ class Maxout(Function):
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        gx = self.winner * xp.expand_dims(gy, self.axis + 1)
+        gx = xp.multiply(self.winner, xp.expand_dims(gy, self.axis + 1),
+                         out=xp.empty_like(self.winner, dtype=gy.dtype))
         return gx.reshape(self.x_shape)
 
 
