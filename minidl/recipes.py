@@ -52,7 +52,7 @@ __all__ = ["DEFAULTS", "ADAM_LR", "CHOSEN_LR", "SWEEP_EPOCHS", "SWEEP_VAL_SPLIT"
 # Hyper-parameters per data set when none is given.  Learning rates are for SGD with
 # momentum; optimizer="adam" without an lr uses ADAM_LR.  digits: a short run on 4,000
 # images, so no dropout (it slows the first epochs most); min-small then reaches about
-# 98% test accuracy in about 80 s on 2 CPU cores.  preprocess and augment: see
+# 98% test accuracy in about 45 s on 2 CPU cores.  preprocess and augment: see
 # build_preprocessing and build_augmentation.
 DEFAULTS = {
     "digits": dict(epochs=6, batch_size=64, lr=0.1, momentum=0.9, weight_decay=5e-4,
