@@ -12,8 +12,8 @@ __all__ = ["BLOCK_BYTES", "channel_blocks", "grouped", "channel_dot", "channel_s
            "per_channel", "update_running", "scale_and_shift", "input_grad"]
 
 # About the size of a core's L2 cache: the passes of one block of channels then
-# re-read cache instead of main memory (1 MiB blocks made the forward and
-# backward of a (32, 800, 32, 32) batch norm 1.4x faster than one block).
+# re-read cache instead of main memory (1 MiB blocks made forward + backward of a
+# (32, 800, 32, 32) batch norm 1.25x faster than one block, 1.34x at batch 128).
 BLOCK_BYTES = 2 ** 20
 
 
