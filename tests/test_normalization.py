@@ -92,6 +92,8 @@ def test_one_channel_per_block_and_channel_major_input(device, shape, seed):
     with mock.patch.object(_batch_norm, "BLOCK_BYTES", 1):
         blocks = _batch_norm.channel_blocks(channel_major.transpose(0, 1).data)
         assert len(blocks) == (shape[1] if device == "cpu" else 1)
+        if shape[0] > 1:                 # C-ordered (N, C, ...): a block would be scattered
+            assert _batch_norm.channel_blocks(leaf(x_np, device).data) == [slice(0, shape[1])]
         y = normalized(channel_major, gamma, beta)
         numpy.testing.assert_allclose(host(y), reference(x_np, host(gamma), host(beta)),
                                       rtol=1e-10, atol=1e-12)

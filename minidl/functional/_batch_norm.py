@@ -20,11 +20,14 @@ BLOCK_BYTES = 2 ** 20
 def channel_blocks(a):
     """Slices of axis 1 of ``a`` covering about BLOCK_BYTES each (whole channels).
 
-    Batch norm treats each channel on its own, so it may run block by block.
-    On a GPU one block is best: every pass is then a single kernel.
+    Batch norm treats each channel on its own, so it may run block by block
+    when a block is one contiguous piece of memory: when ``a`` is channel-major,
+    as convolutions leave their output.  Otherwise (a C-ordered (N, C, ...)
+    array, whose block would be N scattered pieces) and on a GPU (where every
+    pass is then a single kernel) one block covers all channels.
     """
     channels = a.shape[1]
-    if backend.device_of(a) != "cpu":
+    if backend.device_of(a) != "cpu" or not a.swapaxes(0, 1).flags.c_contiguous:
         return [slice(0, channels)]
     step = max(1, BLOCK_BYTES // max(1, a.size // channels * a.itemsize))
     return [slice(start, start + step) for start in range(0, channels, step)]
