@@ -266,7 +266,7 @@ def _graph_input(tensor):
 def _topological_order(root):
     """Graph nodes reachable from ``root`` through creators, each after all its consumers.
 
-    An explicit stack replaces recursion; each tensor is expanded once, so the
+    An explicit stack replaces recursion; each node is expanded once, so the
     cost is linear in the size of the graph.
     """
     order, visited = [], set()
@@ -330,11 +330,13 @@ class Function:
     arguments (other arguments unchanged) and returns one array.
     ``backward(grad_output)`` returns the gradient for each *Tensor* argument,
     in order (one array, or a tuple; ``None`` where none is needed).  Save what
-    backward needs as attributes of ``self``.  ``self.needs_input_grad`` tells
-    which Tensor arguments need a gradient, so forward can skip saving and
-backward can skip work; under :func:`no_grad` it is all False.  Do not
-    modify ``grad_output`` in place: other functions may share it.  A gradient
-    shaped like a broadcast of its input is summed back to the input's shape.
+    backward needs as attributes of ``self``: the graph keeps no input data
+    (``self.inputs`` holds leaves and ``_GraphNode`` stand-ins).
+    ``self.needs_input_grad`` tells which Tensor arguments need a gradient, so
+    forward can skip saving and backward can skip work; under :func:`no_grad`
+    it is all False.  Do not modify ``grad_output`` in place: other functions
+    may share it.  A gradient shaped like a broadcast of its input is summed
+    back to the input's shape.
 
     Use it with ``MyFunction.apply(x, ...)``, which returns a Tensor.
     """

@@ -209,7 +209,6 @@ def test_matches_torch_forward_and_gradients(case, seed):
         numpy.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
 
 
-
 def channel_major(array):
     """True when the (N, C, H, W) array lies in memory as (C, N, H, W), C-ordered."""
     return array.transpose(1, 0, 2, 3).flags.c_contiguous
