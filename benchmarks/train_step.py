@@ -64,9 +64,11 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
+# minidl before NumPy: it sets OpenBLAS's idle-thread timeout, which BLAS
+# reads as NumPy loads it (see minidl.backend).
+import minidl  # noqa: E402
 import numpy  # noqa: E402
 
-import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 from minidl import models, nn  # noqa: E402
 from minidl.data.datasets import dataset_info  # noqa: E402
@@ -330,7 +332,9 @@ def main(argv=None):
 
     peak = peak_gflops(256 if args.quick else 2048)
     load = os.getloadavg()[0]
-    print(f"NumPy {numpy.__version__}, {blas_description()}; {args.threads} thread(s); "
+    print(f"NumPy {numpy.__version__}, {blas_description()}; {args.threads} thread(s) "
+          f"(minidl's elementwise passes: {minidl.backend.get_num_threads()}; "
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}); "
           f"NumPy's sgemm peak {peak:.0f} GFLOP/s (square product)")
     print(f"float32, training mode, median of {args.repeat} steps after {args.warmup} "
           f"warm-up step(s), alternating; load average {load:.1f} at the start")

@@ -12,12 +12,21 @@ asked for.  Tests plug in a stand-in with :func:`set_gpu_module` (see
 to be mixed with NumPy arrays, so device code paths are exercised on machines
 without a GPU.
 """
+import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
+import math
 import os
 
-import numpy
+# OpenBLAS's idle threads spin for about 2**28 cycles (a tenth of a second)
+# after each matrix product before they sleep, taking the cores that
+# minidl's threaded elementwise passes (see ``threaded``) need next; 2**4
+# cycles lets them sleep at once.  BLAS reads this when NumPy loads it, so it
+# only counts when minidl is imported before NumPy; a value already set wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy  # noqa: E402  (after the setting above)
 
 __all__ = [
     "Device", "device", "get_array_module", "device_of", "to_device", "to_numpy",
@@ -25,6 +34,7 @@ __all__ = [
     "set_default_device", "set_gpu_module", "on_device", "device_context", "synchronize",
     "manual_seed",
     "host_rng", "random_uniform", "random_normal", "host_memory_kept",
+    "threaded", "set_num_threads", "get_num_threads",
 ]
 
 _GPU_EXTRA_HINT = ('install a CuPy build for your CUDA version: pip install "minidl[gpu]" '
@@ -258,6 +268,149 @@ def _keep_host_memory():
 
 
 host_memory_kept = _keep_host_memory()
+
+
+# --------------------------------------------------------------------------- host threads
+
+def _default_threads():
+    """OMP_NUM_THREADS when set (as PyTorch reads it), else the cores this process may use."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+_threads = _default_threads()
+_pool = None
+# Below this many elements a pass takes microseconds and handing it to another
+# thread costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 2 ** 18
+
+
+def set_num_threads(threads):
+    """Run minidl's elementwise host passes on up to ``threads`` threads (PyTorch's name)."""
+    global _threads, _pool
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"set_num_threads: threads must be a positive int, got {threads!r}")
+    if _pool is not None:
+        _pool.shutdown()
+    _threads, _pool = threads, None
+
+
+def get_num_threads():
+    """How many threads minidl's elementwise host passes use (see :func:`set_num_threads`)."""
+    return _threads
+
+
+class _Threaded:
+    """NumPy, with its ufuncs and ``copyto`` run over blocks of the output on ``_threads`` threads.
+
+    ``threaded(numpy).f(a, b, out=y)`` computes exactly ``numpy.f(a, b,
+    out=y)`` (and without ``out`` allocates ``y`` as NumPy would, in the
+    operands' layout): the output is cut along its outermost memory axis,
+    each operand is broadcast to the output's shape and cut alike, and every
+    block is one call of ``f``, so each element comes from the same
+    operation as in one call.  NumPy lets go of the interpreter lock inside a
+    pass, so the blocks run at once: elementwise work, which NumPy does on
+    one core, uses all of them, as PyTorch's does.  Operands may share memory
+    with the output only element for element (``add(a, b, out=a)``).
+    Everything else is NumPy's own.
+    """
+
+    def __getattr__(self, name):
+        function = getattr(numpy, name)
+        if name == "copyto":
+            def blockwise(destination, source, **kwargs):
+                if not _worth_splitting(destination):
+                    return function(destination, source, **kwargs)
+                _run_blocks(function, destination, (destination, source), kwargs)
+        elif isinstance(function, numpy.ufunc) and function.nout == 1:
+            def blockwise(*args, out=None, **kwargs):
+                if out is None:
+                    out = _allocate_result(function, args, kwargs)
+                if out is None or not _worth_splitting(out):
+                    return function(*args, out=out, **kwargs)
+                _run_blocks(function, out, args, dict(kwargs, out=out))
+                return out
+        else:
+            return function
+        setattr(self, name, blockwise)          # found without __getattr__ from now on
+        return blockwise
+
+
+def _worth_splitting(out):
+    """Whether ``out`` is large enough, and there are threads, to cut it into blocks."""
+    return _threads > 1 and out.size >= max(2, PARALLEL_MIN_ELEMENTS)
+
+
+def _allocate_result(ufunc, args, kwargs):
+    """The array ``ufunc(*args, **kwargs)`` would return, uninitialised; None when it is small.
+
+    Its dtype is that of the ufunc applied to one element of each operand
+    (Python scalars stay Python scalars, so NumPy's promotion is unchanged),
+    its layout that of the first operand of the full shape.
+    """
+    arrays = [a for a in args if isinstance(a, numpy.ndarray)]
+    if not arrays:
+        return None
+    shape = numpy.broadcast_shapes(*(a.shape for a in arrays))
+    if math.prod(shape) < PARALLEL_MIN_ELEMENTS:
+        return None
+    first = [a[(slice(0, 1),) * a.ndim] if isinstance(a, numpy.ndarray) else a for a in args]
+    dtype = ufunc(*first, **kwargs).dtype
+    like = next((a for a in arrays if a.shape == shape), arrays[0])
+    return numpy.empty_like(like, dtype=dtype, shape=shape)
+
+
+def _run_blocks(function, out, args, kwargs):
+    """``function(*args, **kwargs)`` as one call per block of ``out``'s outermost memory axis."""
+    global _pool
+    axis = max((d for d in range(out.ndim) if out.shape[d] > 1),
+               key=lambda d: abs(out.strides[d]))
+    size = out.shape[axis]
+    edges = [size * k // _threads for k in range(_threads + 1)]
+
+    def cut(value, block):
+        if not isinstance(value, numpy.ndarray) or value.ndim == 0:
+            return value
+        index = (slice(None),) * axis + (block,)
+        return (value if value.shape == out.shape else numpy.broadcast_to(value, out.shape))[index]
+
+    def call(block):
+        function(*(cut(a, block) for a in args),
+                 **{k: cut(v, block) for k, v in kwargs.items()})
+
+    blocks = [slice(lo, hi) for lo, hi in zip(edges, edges[1:]) if hi > lo]
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(_threads - 1, thread_name_prefix="minidl")
+    pending = [_pool.submit(call, block) for block in blocks[1:]]
+    try:
+        call(blocks[0])
+    finally:
+        concurrent.futures.wait(pending)
+    for future in pending:
+        future.result()
+
+
+def _forget_pool():
+    """A forked child has none of its parent's threads: it starts a pool of its own."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def threaded(xp):
+    """The array module whose elementwise passes use every host thread: for NumPy only.
+
+    A GPU module is returned as it is (its kernels are parallel already).
+    """
+    return _THREADED if xp is numpy else xp
+
+
+_THREADED = _Threaded()
 
 
 # --------------------------------------------------------------------------- randomness

@@ -173,8 +173,8 @@ def _device_arguments(parser):
     parser.add_argument("--device",
                         help="cpu, cuda or cuda:N (default: $MINIDL_DEVICE, else cpu)")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="use at most N CPU threads for NumPy's matrix products "
-                             "(default: all cores)")
+                        help="use at most N CPU threads for NumPy's matrix products and "
+                             "minidl's elementwise passes (default: all cores)")
 
 
 def _data_arguments(parser):
@@ -658,7 +658,7 @@ def _device(spec):
 
 
 def _limit_threads(threads, reexec):
-    """Let NumPy's BLAS use at most ``threads`` threads.
+    """Let NumPy's BLAS, and minidl's elementwise passes, use at most ``threads`` threads.
 
     With threadpoolctl installed it changes the limit of the libraries
     already loaded.  Without it the only way is the environment variables
@@ -667,6 +667,7 @@ def _limit_threads(threads, reexec):
     ``reexec`` (it is the real command line); otherwise (``main`` called from
     Python) it sets them for the processes started later and says so.
     """
+    backend.set_num_threads(threads)
     try:
         import threadpoolctl
     except ImportError:

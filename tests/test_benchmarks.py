@@ -54,7 +54,8 @@ def test_quick_run_prints_consistent_tables():
     result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--models", "nin-small"],
                             capture_output=True, text=True, timeout=300, check=True)
     out = result.stdout
-    assert re.search(r"2 thread\(s\); NumPy's sgemm peak \d+ GFLOP/s", out)
+    assert re.search(r"2 thread\(s\) \(minidl's elementwise passes: 2; OPENBLAS_THREAD_TIMEOUT="
+                     r"\d+\); NumPy's sgemm peak \d+ GFLOP/s", out)
     (speed,) = _table(out, "model      batch  fwd ms")
     assert speed["model"] == "nin-small" and speed["batch"] == "4"
     ours = sum(float(speed[c]) for c in ("fwd ms", "bwd ms", "step ms"))

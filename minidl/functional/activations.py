@@ -48,13 +48,14 @@ class ReLU(Function):
     """
 
     def forward(self, x):
-        xp = backend.get_array_module(x)
+        tp = backend.threaded(backend.get_array_module(x))
         if self.needs_input_grad[0]:
-            self.positive = x > 0
-        return xp.maximum(x, 0)
+            self.positive = tp.greater(x, 0, out=tp.empty_like(x, dtype=bool))
+        return tp.maximum(x, 0, out=tp.empty_like(x))
 
     def backward(self, gy):
-        return gy * self.positive
+        tp = backend.threaded(backend.get_array_module(gy))
+        return tp.multiply(gy, self.positive, out=tp.empty_like(gy))
 
 
 class Softmax(Function):

@@ -61,13 +61,13 @@ def _im2col(x, kernel, stride, padding, dilation, out):
     pixels at a time; entries that fall in the padding keep the zeros of the
     fresh matrix, so no padded copy of ``x`` is made.
     """
-    xp = backend.get_array_module(x)
+    tp = backend.threaded(backend.get_array_module(x))
     n, c, h, w = x.shape
-    col = xp.zeros((c, kernel[0], kernel[1], n, out[0], out[1]), dtype=x.dtype)
+    col = tp.zeros((c, kernel[0], kernel[1], n, out[0], out[1]), dtype=x.dtype)
     channels_first = x.transpose(1, 0, 2, 3)                       # a view, as col is laid out
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        col[:, u, v][target] = channels_first[source]
+        tp.copyto(col[:, u, v][target], channels_first[source])
     return col.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])
 
 
@@ -81,13 +81,14 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     (C, N, H, W) memory, the layout of the convolution's output (see
     :class:`Conv2d`).
     """
-    xp = backend.get_array_module(col)
+    tp = backend.threaded(backend.get_array_module(col))
     n, c, h, w = x_shape
     col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
-    channels_first = xp.zeros((c, n, h, w), dtype=col.dtype)
+    channels_first = tp.zeros((c, n, h, w), dtype=col.dtype)
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        channels_first[source] += col[:, u, v][target]
+        pixels = channels_first[source]
+        tp.add(pixels, col[:, u, v][target], out=pixels)
     return channels_first.transpose(1, 0, 2, 3)
 
 
@@ -131,7 +132,7 @@ class Conv2d(Function):
         wg = w.reshape(groups, o // groups, -1)
         y = (wg @ col).reshape(o, -1)
         if b is not None:
-            y += b[:, None]
+            backend.threaded(backend.get_array_module(y)).add(y, b[:, None], out=y)
         self.x_shape, self.w_shape, self.has_bias = x.shape, w.shape, b is not None
         self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
         self.wg = wg if self.needs_input_grad[0] else None

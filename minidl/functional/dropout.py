@@ -19,14 +19,14 @@ class Dropout(Function):
         keep = backend.random_uniform(x.shape, x.dtype, backend.device_of(x)) >= p
         self.scale = 1 / (1 - p)
         self.keep = keep
-        y = x * keep
-        y *= self.scale
-        return y
+        tp = backend.threaded(backend.get_array_module(x))
+        y = tp.multiply(x, keep)
+        return tp.multiply(y, self.scale, out=y)
 
     def backward(self, gy):
-        gx = gy * self.keep
-        gx *= self.scale
-        return gx
+        tp = backend.threaded(backend.get_array_module(gy))
+        gx = tp.multiply(gy, self.keep)
+        return tp.multiply(gx, self.scale, out=gx)
 
 
 def dropout(x, p=0.5, training=True):

@@ -23,6 +23,7 @@ class Maxout(Function):
 
     def forward(self, x, pieces, axis):
         xp = backend.get_array_module(x)
+        tp = backend.threaded(xp)
         grouped = x.reshape(x.shape[:axis] + (x.shape[axis] // pieces, pieces)
                             + x.shape[axis + 1:])
         # Results are allocated in x's memory layout (a reduction's own result
@@ -34,20 +35,20 @@ class Maxout(Function):
         # One boolean pass finds every piece equal to its group's maximum; a
         # second pass per piece then keeps only the first winner of each group
         # (argmax along a middle axis would cost a full transposed copy in NumPy).
-        winner = xp.equal(grouped, xp.expand_dims(y, axis + 1),
+        winner = tp.equal(grouped, xp.expand_dims(y, axis + 1),
                           out=xp.empty_like(grouped, dtype=bool))
         by_piece = xp.moveaxis(winner, axis + 1, 0)        # a view: edits land in winner
         unclaimed = ~by_piece[0]                           # groups no earlier piece has won
         for p in range(1, pieces):
-            by_piece[p] &= unclaimed
-            unclaimed ^= by_piece[p]                       # by_piece[p] lies within unclaimed
+            tp.logical_and(by_piece[p], unclaimed, out=by_piece[p])
+            tp.logical_xor(unclaimed, by_piece[p], out=unclaimed)  # by_piece[p] lies within it
         self.winner, self.axis, self.x_shape = winner, axis, x.shape
         return y
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        gx = xp.multiply(self.winner, xp.expand_dims(gy, self.axis + 1),
-                         out=xp.empty_like(self.winner, dtype=gy.dtype))
+        gx = backend.threaded(xp).multiply(self.winner, xp.expand_dims(gy, self.axis + 1),
+                                           out=xp.empty_like(self.winner, dtype=gy.dtype))
         return gx.reshape(self.x_shape)
 
 

@@ -77,9 +77,11 @@ class _Pool2d(Function):
         (dilation included); the
         slice-adds then accumulate every window's share in the same pixel.
         """
-        gx = backend.get_array_module(gy).zeros_like(gy, shape=self.x_shape)   # gy's layout
+        tp = backend.threaded(backend.get_array_module(gy))
+        gx = tp.zeros_like(gy, shape=self.x_shape)                     # gy's layout
         for u, v, source, target in self._offsets():
-            gx[source] += contribution(u, v, target)
+            pixels = gx[source]
+            tp.add(pixels, contribution(u, v, target), out=pixels)
         return gx
 
 
@@ -109,14 +111,15 @@ class MaxPool2d(_Pool2d):
         first = [xp.maximum(-(self._starts(xp, d) // self.dilation[d]), 0) for d in (0, 1)]
         winner = xp.empty_like(best, dtype=index)
         winner[...] = first[0][:, None] * kw + first[1][None, :]
+        tp = backend.threaded(xp)
         for u, v, source, target in self._offsets():
-            # One strided read of the window, then two fast contiguous passes.
-            window, current = x[source].copy(order="K"), best[target]
-            better = window > current         # strict: an equal later value loses the tie
-            xp.maximum(current, window, out=current)
-            # Offsets come in increasing order, so the index of the latest strict
-            # improvement is the largest one: max() updates the winner cheaply.
-            xp.maximum(winner[target], better * index(u * kw + v), out=winner[target])
+            current = best[target]
+            # One strided read of the window, then fast contiguous passes.
+            window = tp.empty_like(current)
+            tp.copyto(window, x[source])
+            better = tp.greater(window, current)  # strict: an equal later value loses the tie
+            tp.maximum(current, window, out=current)
+            tp.copyto(winner[target], index(u * kw + v), where=better)
         self.winner = winner
         if indices is not None:
             indices.append(self._flat_indices(xp, winner))
@@ -131,8 +134,9 @@ class MaxPool2d(_Pool2d):
         return rows * self.x_shape[-1] + cols
 
     def backward(self, gy):
-        kw = self.kernel[1]
-        return self._scatter(gy, lambda u, v, t: gy[t] * (self.winner[t] == u * kw + v))
+        tp, kw = backend.threaded(backend.get_array_module(gy)), self.kernel[1]
+        return self._scatter(gy, lambda u, v, t: tp.multiply(gy[t], tp.equal(self.winner[t],
+                                                                             u * kw + v)))
 
 
 class AvgPool2d(_Pool2d):
@@ -152,14 +156,16 @@ class AvgPool2d(_Pool2d):
 
     def forward(self, x, kernel, stride, padding, out, count_include_pad, divisor_override):
         xp = self._keep_geometry(x, kernel, stride, padding, (1, 1), out)
-        total = xp.zeros_like(x, shape=x.shape[:-2] + out)          # x's layout
+        tp = backend.threaded(xp)
+        total = tp.zeros_like(x, shape=x.shape[:-2] + out)          # x's layout
         for u, v, source, target in self._offsets():
-            total[target] += x[source]
+            windows = total[target]
+            tp.add(windows, x[source], out=windows)
         if divisor_override is None:
             self.divisor = self._divisor(xp, x.dtype, count_include_pad)
         else:
             self.divisor = xp.asarray(divisor_override, dtype=x.dtype)
-        return total / self.divisor
+        return tp.divide(total, self.divisor, out=total)
 
     def _divisor(self, xp, dtype, count_include_pad):
         counts = []
@@ -173,7 +179,7 @@ class AvgPool2d(_Pool2d):
         return (counts[0][:, None] * counts[1][None, :]).astype(dtype)
 
     def backward(self, gy):
-        share = gy / self.divisor
+        share = backend.threaded(backend.get_array_module(gy)).divide(gy, self.divisor)
         return self._scatter(gy, lambda u, v, t: share[t])
 
 
