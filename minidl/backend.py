@@ -282,9 +282,10 @@ def _default_threads():
 
 _threads = _default_threads()
 _pool = None
-# Below this many elements a pass takes microseconds and handing it to another
-# thread costs more than it saves.
-PARALLEL_MIN_ELEMENTS = 2 ** 18
+# Below this many elements (4 MiB of float32) waking another thread costs about
+# what it saves: at 2**18 the min-small step on digits (batch 64) ran 8% slower
+# than on one thread, at 2**20 as fast or faster (benchmarks/README.md).
+PARALLEL_MIN_ELEMENTS = 2 ** 20
 
 
 def set_num_threads(threads):
