@@ -119,7 +119,9 @@ class MaxPool2d(_Pool2d):
             tp.copyto(window, x[source])
             better = tp.greater(window, current)  # strict: an equal later value loses the tie
             tp.maximum(current, window, out=current)
-            tp.copyto(winner[target], index(u * kw + v), where=better)
+            # Offsets come in increasing order, so the index of the latest strict
+            # improvement is the largest one: max() updates the winner cheaply.
+            tp.maximum(winner[target], tp.multiply(better, index(u * kw + v)), out=winner[target])
         self.winner = winner
         if indices is not None:
             indices.append(self._flat_indices(xp, winner))
