@@ -339,15 +339,23 @@ def test_a_file_that_is_no_checkpoint_gets_no_pickle_advice(capsys):
 
 # ---------------------------------------------------------------------------- threads
 
-def test_threads_uses_threadpoolctl_when_installed(monkeypatch, capsys):
+@pytest.fixture
+def keep_threads():
+    """--threads sets minidl's thread count for the whole process: put it back afterwards."""
+    before = backend.get_num_threads()
+    yield
+    backend.set_num_threads(before)
+
+
+def test_threads_uses_threadpoolctl_when_installed(monkeypatch, capsys, keep_threads):
     limits = []
     monkeypatch.setitem(sys.modules, "threadpoolctl",
                         types.SimpleNamespace(threadpool_limits=limits.append))
     error_of(capsys, ["eval", "missing.npz", "--threads", "3"])
-    assert limits == [3]
+    assert limits == [3] and backend.get_num_threads() == 3      # minidl's own passes too
 
 
-def test_threads_without_threadpoolctl_sets_the_environment(monkeypatch, capsys):
+def test_threads_without_threadpoolctl_sets_the_environment(monkeypatch, capsys, keep_threads):
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
