@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import math
 import os
+import threading
 
 # OpenBLAS's idle threads spin for about 2**28 cycles (a tenth of a second)
 # after each matrix product before they sleep, taking the cores that
@@ -282,10 +283,13 @@ def _default_threads():
 
 _threads = _default_threads()
 _pool = None
+_pool_lock = threading.Lock()         # the pool is made, and replaced, by one thread at a time
 # Below this many elements (4 MiB of float32) waking another thread costs about
 # what it saves: at 2**18 the min-small step on digits (batch 64) ran 8% slower
 # than on one thread, at 2**20 as fast or faster (benchmarks/README.md).
 PARALLEL_MIN_ELEMENTS = 2 ** 20
+# What a blockwise call may pass besides its operands and ``out``.
+_BLOCKWISE_KEYWORDS = {"casting", "dtype", "where"}
 
 
 def set_num_threads(threads):
@@ -293,9 +297,10 @@ def set_num_threads(threads):
     global _threads, _pool
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"set_num_threads: threads must be a positive int, got {threads!r}")
-    if _pool is not None:
-        _pool.shutdown()
-    _threads, _pool = threads, None
+    with _pool_lock:
+        if _pool is not None:
+            _pool.shutdown()
+        _threads, _pool = threads, None
 
 
 def get_num_threads():
@@ -304,55 +309,88 @@ def get_num_threads():
 
 
 class _Threaded:
-    """NumPy, with its ufuncs and ``copyto`` run over blocks of the output on ``_threads`` threads.
+    """NumPy, with its elementwise ufuncs and ``copyto`` run over blocks of the output on threads.
 
     ``threaded(numpy).f(a, b, out=y)`` computes exactly ``numpy.f(a, b,
-    out=y)`` (and without ``out`` allocates ``y`` as NumPy would, in the
-    operands' layout): the output is cut along its outermost memory axis,
-    each operand is broadcast to the output's shape and cut alike, and every
-    block is one call of ``f``, so each element comes from the same
-    operation as in one call.  NumPy lets go of the interpreter lock inside a
-    pass, so the blocks run at once: elementwise work, which NumPy does on
-    one core, uses all of them, as PyTorch's does.  Operands may share memory
-    with the output only element for element (``add(a, b, out=a)``).
-    Everything else is NumPy's own.
+    out=y)``: the output is cut along its outermost memory axis, each
+    operand is broadcast to the output's shape and cut alike, and every
+    block is one call of ``f`` under the caller's ``numpy.errstate``, so each
+    element comes from the same operation as in one call.  Without ``out``
+    the result is allocated in the layout of the first operand of the full
+    shape (so a channel-major input gives a channel-major result).  NumPy
+    lets go of the interpreter lock inside a pass, so the blocks run at
+    once: elementwise work, which NumPy does on one core, uses all of them,
+    as PyTorch's does.  Calls this cannot split exactly are one plain call:
+    small ones, an operand that overlaps the output other than element for
+    element, keywords other than ``dtype``, ``casting`` and ``where``, and
+    generalized ufuncs such as ``matmul``.  Everything else is NumPy's own.
     """
 
     def __getattr__(self, name):
         function = getattr(numpy, name)
         if name == "copyto":
             def blockwise(destination, source, **kwargs):
-                if not _worth_splitting(destination):
+                if not _splittable(destination, (source,), kwargs):
                     return function(destination, source, **kwargs)
                 _run_blocks(function, destination, (destination, source), kwargs)
-        elif isinstance(function, numpy.ufunc) and function.nout == 1:
-            def blockwise(*args, out=None, **kwargs):
-                if out is None:
-                    out = _allocate_result(function, args, kwargs)
-                if out is None or not _worth_splitting(out):
-                    return function(*args, out=out, **kwargs)
-                _run_blocks(function, out, args, dict(kwargs, out=out))
-                return out
+        elif isinstance(function, numpy.ufunc) and function.nout == 1 and not function.signature:
+            blockwise = _BlockwiseUfunc(function)
         else:
             return function
         setattr(self, name, blockwise)          # found without __getattr__ from now on
         return blockwise
 
 
-def _worth_splitting(out):
-    """Whether ``out`` is large enough, and there are threads, to cut it into blocks."""
-    return _threads > 1 and out.size >= max(2, PARALLEL_MIN_ELEMENTS)
+class _BlockwiseUfunc:
+    """A ufunc whose calls run blockwise (see ``_Threaded``); ``reduce``, ``nin``... are its own."""
+
+    def __init__(self, ufunc):
+        self.ufunc = ufunc
+
+    def __getattr__(self, name):
+        return getattr(self.ufunc, name)
+
+    def __call__(self, *args, out=None, **kwargs):
+        if len(args) == self.ufunc.nin:                   # no positional out
+            target = _allocate_result(self.ufunc, args, kwargs) if out is None else out
+            if target is not None and _splittable(target, args, kwargs):
+                _run_blocks(self.ufunc, target, args, dict(kwargs, out=target))
+                return target
+        if out is None:
+            return self.ufunc(*args, **kwargs)
+        return self.ufunc(*args, out=out, **kwargs)
+
+
+def _splittable(out, operands, kwargs):
+    """Whether a call writing ``out`` can run as independent blocks of it, and is worth it.
+
+    Each operand must be an array or a scalar that either shares no memory
+    with ``out`` or is ``out``'s very elements (``add(a, b, out=a)``): a
+    shifted view would be read by one block while another writes it.
+    """
+    if not (_threads > 1 and isinstance(out, numpy.ndarray)
+            and out.size >= max(2, PARALLEL_MIN_ELEMENTS) and kwargs.keys() <= _BLOCKWISE_KEYWORDS):
+        return False
+    for value in (*operands, kwargs.get("where")):
+        if isinstance(value, numpy.ndarray):
+            same = (value.shape == out.shape and value.strides == out.strides
+                    and value.__array_interface__["data"][0] == out.__array_interface__["data"][0])
+            if not same and numpy.may_share_memory(value, out):
+                return False
+        elif not (value is None or numpy.isscalar(value)):
+            return False                        # a list or other sequence: NumPy's to convert
+    return True
 
 
 def _allocate_result(ufunc, args, kwargs):
-    """The array ``ufunc(*args, **kwargs)`` would return, uninitialised; None when it is small.
+    """An uninitialised array for ``ufunc(*args, **kwargs)``; None when small (or no arrays).
 
     Its dtype is that of the ufunc applied to one element of each operand
     (Python scalars stay Python scalars, so NumPy's promotion is unchanged),
     its layout that of the first operand of the full shape.
     """
     arrays = [a for a in args if isinstance(a, numpy.ndarray)]
-    if not arrays:
+    if not arrays or "where" in kwargs:
         return None
     shape = numpy.broadcast_shapes(*(a.shape for a in arrays))
     if math.prod(shape) < PARALLEL_MIN_ELEMENTS:
@@ -370,6 +408,7 @@ def _run_blocks(function, out, args, kwargs):
                key=lambda d: abs(out.strides[d]))
     size = out.shape[axis]
     edges = [size * k // _threads for k in range(_threads + 1)]
+    errors = numpy.geterr()             # errstate is per thread: the workers take the caller's
 
     def cut(value, block):
         if not isinstance(value, numpy.ndarray) or value.ndim == 0:
@@ -378,13 +417,16 @@ def _run_blocks(function, out, args, kwargs):
         return (value if value.shape == out.shape else numpy.broadcast_to(value, out.shape))[index]
 
     def call(block):
-        function(*(cut(a, block) for a in args),
-                 **{k: cut(v, block) for k, v in kwargs.items()})
+        with numpy.errstate(**errors):
+            function(*(cut(a, block) for a in args),
+                     **{k: cut(v, block) for k, v in kwargs.items()})
 
     blocks = [slice(lo, hi) for lo, hi in zip(edges, edges[1:]) if hi > lo]
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(_threads - 1, thread_name_prefix="minidl")
-    pending = [_pool.submit(call, block) for block in blocks[1:]]
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(_threads - 1,
+                                                          thread_name_prefix="minidl")
+        pending = [_pool.submit(call, block) for block in blocks[1:]]
     try:
         call(blocks[0])
     finally:
@@ -394,9 +436,9 @@ def _run_blocks(function, out, args, kwargs):
 
 
 def _forget_pool():
-    """A forked child has none of its parent's threads: it starts a pool of its own."""
-    global _pool
-    _pool = None
+    """A forked child has none of its parent's threads: it starts a pool (and lock) of its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

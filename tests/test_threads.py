@@ -18,7 +18,7 @@ import fake_cupy
 import minidl
 import minidl.functional as F
 from minidl import backend
-from helpers import leaf
+from helpers import host, leaf
 
 tp = backend.threaded(numpy)
 
@@ -91,6 +91,28 @@ def test_an_error_in_a_block_is_raised_as_numpy_raises_it(blocks):
         tp.add(counts, 0.5, out=counts)
 
 
+def test_an_error_in_a_worker_block_follows_the_callers_errstate(blocks):
+    x = numpy.ones((6, 4))
+    x[5] = 1e308                            # overflows in the last block only, on a worker
+    with numpy.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        tp.multiply(x, 10.0)
+    with numpy.errstate(over="ignore"):
+        assert numpy.isinf(tp.multiply(x, 10.0)[5]).all()
+
+
+def test_calls_that_cannot_be_cut_exactly_are_one_call(blocks):
+    v = numpy.arange(40.0)
+    expected = v.copy()
+    numpy.add(expected[1:], expected[:-1], out=expected[1:])   # NumPy buffers the overlap
+    tp.add(v[1:], v[:-1], out=v[1:])
+    assert numpy.array_equal(v, expected)
+    assert tp.matmul(numpy.ones((4, 5)), numpy.ones((5, 3))).shape == (4, 3)   # a gufunc
+    assert tp.add.reduce(numpy.arange(5)) == 10
+    assert tp.add(numpy.ones((3, 4)), 1, order="F").flags.f_contiguous
+    out = numpy.empty((3, 4))
+    assert tp.add(numpy.ones((3, 4)), 1, out) is out                # positional out
+
+
 def test_a_gpu_module_is_returned_as_it_is():
     assert backend.threaded(fake_cupy.fake_cupy) is fake_cupy.fake_cupy
     assert tp.sum is numpy.sum                          # not a ufunc: NumPy's own
@@ -111,7 +133,13 @@ def test_openblas_idle_threads_sleep_at_once_unless_the_user_says(preset, expect
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     if preset is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = preset
-    code = "import minidl, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    # What the variable holds when NumPy starts loading (and with it OpenBLAS).
+    code = ("import os, sys\n"
+            "seen = []\n"
+            "sys.addaudithook(lambda event, args: seen.append(os.environ.get("
+            "'OPENBLAS_THREAD_TIMEOUT')) if event == 'import' and args[0] == 'numpy' else None)\n"
+            "import minidl\n"
+            "print(seen[0])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == expected
@@ -120,27 +148,39 @@ def test_openblas_idle_threads_sleep_at_once_unless_the_user_says(preset, expect
 # ---------------------------------------------------------------------------- the ops
 
 
-def _forward_backward(op, x):
-    """op(x) and d sum(op(x) * r) / dx, as arrays, for a fixed random r."""
-    t = leaf(x, "cpu")
-    y = op(t)
+def _forward_backward(op, x, channel_major):
+    """op(x) and d sum(op(x) * r) / dx, as arrays, for a fixed random r.
+
+    With ``channel_major`` the op gets x as a transposed view of (C, N, H, W)
+    memory, the layout convolutions leave (``minidl.tensor`` itself copies
+    to C order).
+    """
+    if channel_major:
+        t = leaf(numpy.ascontiguousarray(x.transpose(1, 0, 2, 3)), "cpu")
+        y = op(F.permute(t, 1, 0, 2, 3))
+    else:
+        t = leaf(x, "cpu")
+        y = op(t)
     r = numpy.random.default_rng(1).standard_normal(y.shape)
     (y * minidl.tensor(r)).sum().backward()
-    return y.data, t.grad.data
+    gx = host(t.grad)
+    return host(y), gx.transpose(1, 0, 2, 3) if channel_major else gx
 
 
-def _one_thread_and_blocks(op, x, monkeypatch):
-    before = backend.get_num_threads()
-    backend.set_num_threads(1)
-    minidl.manual_seed(0)
-    expected = _forward_backward(op, x)
-    monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 0)
-    backend.set_num_threads(3)
+def _one_call_and_blocks(op, x, channel_major):
+    """The op with NumPy's plain calls (one thread), then with every pass cut into 3 blocks."""
+    threads, minimum = backend.get_num_threads(), backend.PARALLEL_MIN_ELEMENTS
     try:
+        backend.set_num_threads(1)
         minidl.manual_seed(0)
-        got = _forward_backward(op, x)
+        expected = _forward_backward(op, x, channel_major)
+        backend.set_num_threads(3)
+        backend.PARALLEL_MIN_ELEMENTS = 0
+        minidl.manual_seed(0)
+        got = _forward_backward(op, x, channel_major)
     finally:
-        backend.set_num_threads(before)
+        backend.set_num_threads(threads)
+        backend.PARALLEL_MIN_ELEMENTS = minimum
     return expected, got
 
 
@@ -148,11 +188,10 @@ def _one_thread_and_blocks(op, x, monkeypatch):
 def images(draw):
     n, c, h, w = (draw(st.integers(1, 3)), draw(st.integers(1, 5)),
                   draw(st.integers(3, 8)), draw(st.integers(3, 8)))
-    x = numpy.random.default_rng(draw(st.integers(0, 2 ** 16))).standard_normal((c, n, h, w))
+    x = numpy.random.default_rng(draw(st.integers(0, 2 ** 16))).standard_normal((n, c, h, w))
     if draw(st.booleans()):
         x = numpy.round(x)                                   # ties in max pooling and maxout
-    return x.transpose(1, 0, 2, 3) if draw(st.booleans()) else numpy.ascontiguousarray(
-        x.transpose(1, 0, 2, 3))
+    return x
 
 
 OPS = {
@@ -171,14 +210,15 @@ OPS = {
 
 
 @given(x=images(), name=st.sampled_from(sorted(OPS)), kernel=st.integers(1, 3),
-       stride=st.integers(1, 2), padding=st.integers(0, 1), dilation=st.integers(1, 2))
-def test_ops_on_threads_equal_the_ops_on_one(monkeypatch, x, name, kernel, stride, padding,
-                                             dilation):
+       stride=st.integers(1, 2), padding=st.integers(0, 1), dilation=st.integers(1, 2),
+       channel_major=st.booleans())
+def test_ops_on_threads_equal_the_ops_on_one(x, name, kernel, stride, padding, dilation,
+                                             channel_major):
     if padding > kernel // 2:
         padding = 0                                      # pooling allows at most half the kernel
     if (kernel - 1) * dilation + 1 > min(x.shape[2:]) + 2 * padding:
         dilation = 1
     op = OPS[name](dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation))
-    (y1, g1), (y3, g3) = _one_thread_and_blocks(op, x, monkeypatch)
-    assert numpy.array_equal(y3, y1) and y3.strides == y1.strides
-    assert numpy.array_equal(g3, g1)
+    (y1, g1), (y3, g3) = _one_call_and_blocks(op, x, channel_major)
+    assert numpy.array_equal(y3, y1) and numpy.array_equal(g3, g1)
+    assert y3.strides == y1.strides and g3.strides == g1.strides

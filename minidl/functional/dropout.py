@@ -20,12 +20,12 @@ class Dropout(Function):
         self.scale = 1 / (1 - p)
         self.keep = keep
         tp = backend.threaded(backend.get_array_module(x))
-        y = tp.multiply(x, keep)
+        y = tp.multiply(x, keep, out=tp.empty_like(x))          # x's layout (e.g. channel-major)
         return tp.multiply(y, self.scale, out=y)
 
     def backward(self, gy):
         tp = backend.threaded(backend.get_array_module(gy))
-        gx = tp.multiply(gy, self.keep)
+        gx = tp.multiply(gy, self.keep, out=tp.empty_like(gy))
         return tp.multiply(gx, self.scale, out=gx)
 
 
