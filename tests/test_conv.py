@@ -209,27 +209,35 @@ def test_matches_torch_forward_and_gradients(case, seed):
         numpy.testing.assert_allclose(host(ours), theirs.detach().numpy(), rtol=1e-7, atol=1e-12)
 
 
-def channel_major(array):
-    """True when the (N, C, H, W) array lies in memory as (C, N, H, W), C-ordered."""
-    return array.transpose(1, 0, 2, 3).flags.c_contiguous
+def batch_minor(array):
+    """True when the (N, C, H, W) array lies in memory as (C, H, W, N), C-ordered."""
+    return array.transpose(1, 2, 3, 0).flags.c_contiguous
 
 
-def test_layers_between_convolutions_keep_the_channel_major_layout(device):
-    """conv -> batch norm -> maxout -> 1x1 conv: every output stays (C, N, H, W) in memory, so
-    the 1x1 convolution takes its input without a copy, and so do the input gradients."""
-    x, w, _ = draw_arrays((2, 3, 5, 5), (8, 3, 3, 3), 0)
+def test_layers_between_convolutions_keep_the_batch_minor_layout(device):
+    """conv -> batch norm -> maxout -> ReLU -> pooling -> dropout -> 1x1 conv: every output
+    stays (C, H, W, N) in memory, so the 1x1 convolution takes its input without a copy, and
+    so do the input gradients, down to the first convolution's."""
+    x, w, _ = draw_arrays((2, 3, 9, 9), (8, 3, 3, 3), 0)      # 9x9, then 4x4 and 3x3
     w2 = numpy.random.default_rng(1).standard_normal((2, 4, 1, 1))
-    spatial = conv2d(leaf(x, device), leaf(w, device), padding=1)
+    xt = leaf(x, device)
+    spatial = conv2d(xt, leaf(w, device), padding=1)
     normalized = F.batch_norm(spatial, None, None)
     units = F.maxout(normalized, 2)
-    out = conv2d(units, leaf(w2, device))
-    layers = [("conv", spatial), ("batch norm", normalized), ("maxout", units), ("1x1", out)]
+    rectified = F.relu(units)
+    maxpooled = F.max_pool2d(rectified, 3, stride=2, ceil_mode=True)
+    averaged = F.avg_pool2d(maxpooled, 2, stride=1)
+    dropped = F.dropout(averaged, 0.5)
+    out = conv2d(dropped, leaf(w2, device))
+    layers = [("conv", spatial), ("batch norm", normalized), ("maxout", units),
+              ("relu", rectified), ("max pool", maxpooled), ("avg pool", averaged),
+              ("dropout", dropped), ("1x1", out)]
     for name, t in layers:
-        assert channel_major(t.data), name
+        assert batch_minor(t.data), name
     if device == "cpu":
-        assert numpy.shares_memory(out.creator.col, units.data)      # no copy of the input
+        assert numpy.shares_memory(out.creator.col, dropped.data)    # no copy of the input
     grad = minidl.ones_like(out).data
-    for name, t in reversed(layers[1:]):          # each op's input gradient, output to input
+    for name, t in reversed(layers):              # each op's input gradient, output to input
         grads = t.creator.backward(grad)
         grad = grads[0] if isinstance(grads, tuple) else grads
-        assert channel_major(grad), name
+        assert batch_minor(grad), name

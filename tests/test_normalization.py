@@ -100,6 +100,37 @@ def test_one_channel_per_block_and_channel_major_input(device, shape, seed):
         assert gradcheck(normalized, [channel_major, gamma, beta])
 
 
+# Memory axis orders of an (N, C, H, W) array: C-ordered, channel-major, and channel-major
+# with the batch innermost, as convolutions leave their output.
+LAYOUTS = [(0, 1, 2, 3), (1, 0, 2, 3), (1, 2, 3, 0)]
+
+
+def laid_out(array, order, device):
+    """``array``'s values on ``device``, in memory laid out in the axis order ``order``."""
+    memory = minidl.tensor(numpy.ascontiguousarray(array.transpose(order)), device=device).data
+    return memory.transpose(tuple(numpy.argsort(order)))
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 3), h=st.integers(2, 3), w=st.integers(1, 3),
+       x_order=st.sampled_from(LAYOUTS), gy_order=st.sampled_from(LAYOUTS),
+       seed=st.integers(0, 2**16))
+def test_any_memory_layout_of_input_and_gradient(device, n, c, h, w, x_order, gy_order, seed):
+    """x and dy each in any of three memory layouts, alike or not: the values and gradients
+    of C-ordered arrays (the channel sums pair the same elements of dy and xhat)."""
+    shape = (n, c, h, w)
+    x_np = spread(shape, seed)
+    gy_np = numpy.random.default_rng(seed + 1).standard_normal(shape)
+    gamma, beta = parameters(c, device, seed)
+    expected = batch_norm(leaf(x_np, device), gamma, beta)
+    expected_grads = expected.creator.backward(minidl.tensor(gy_np, device=device).data)
+    x = minidl.Tensor(laid_out(x_np, x_order, device), requires_grad=True)
+    y = batch_norm(x, gamma, beta)
+    grads = y.creator.backward(laid_out(gy_np, gy_order, device))
+    numpy.testing.assert_allclose(host(y), host(expected), rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, expected_grads):
+        numpy.testing.assert_allclose(host(got), host(want), rtol=1e-10, atol=1e-12)
+
+
 @given(shape=bn_shapes(), seed=st.integers(0, 2**16))
 def test_eval_forward_and_gradients(device, shape, seed):
     x_np = spread(shape, seed)

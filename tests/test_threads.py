@@ -148,36 +148,36 @@ def test_openblas_idle_threads_sleep_at_once_unless_the_user_says(preset, expect
 # ---------------------------------------------------------------------------- the ops
 
 
-def _forward_backward(op, x, channel_major):
+def _forward_backward(op, x, batch_minor):
     """op(x) and d sum(op(x) * r) / dx, as arrays, for a fixed random r.
 
-    With ``channel_major`` the op gets x as a transposed view of (C, N, H, W)
+    With ``batch_minor`` the op gets x as a transposed view of (C, H, W, N)
     memory, the layout convolutions leave (``minidl.tensor`` itself copies
     to C order).
     """
-    if channel_major:
-        t = leaf(numpy.ascontiguousarray(x.transpose(1, 0, 2, 3)), "cpu")
-        y = op(F.permute(t, 1, 0, 2, 3))
+    if batch_minor:
+        t = leaf(numpy.ascontiguousarray(x.transpose(1, 2, 3, 0)), "cpu")
+        y = op(F.permute(t, 3, 0, 1, 2))
     else:
         t = leaf(x, "cpu")
         y = op(t)
     r = numpy.random.default_rng(1).standard_normal(y.shape)
     (y * minidl.tensor(r)).sum().backward()
     gx = host(t.grad)
-    return host(y), gx.transpose(1, 0, 2, 3) if channel_major else gx
+    return host(y), gx.transpose(3, 0, 1, 2) if batch_minor else gx
 
 
-def _one_call_and_blocks(op, x, channel_major):
+def _one_call_and_blocks(op, x, batch_minor):
     """The op with NumPy's plain calls (one thread), then with every pass cut into 3 blocks."""
     threads, minimum = backend.get_num_threads(), backend.PARALLEL_MIN_ELEMENTS
     try:
         backend.set_num_threads(1)
         minidl.manual_seed(0)
-        expected = _forward_backward(op, x, channel_major)
+        expected = _forward_backward(op, x, batch_minor)
         backend.set_num_threads(3)
         backend.PARALLEL_MIN_ELEMENTS = 0
         minidl.manual_seed(0)
-        got = _forward_backward(op, x, channel_major)
+        got = _forward_backward(op, x, batch_minor)
     finally:
         backend.set_num_threads(threads)
         backend.PARALLEL_MIN_ELEMENTS = minimum
@@ -211,14 +211,14 @@ OPS = {
 
 @given(x=images(), name=st.sampled_from(sorted(OPS)), kernel=st.integers(1, 3),
        stride=st.integers(1, 2), padding=st.integers(0, 1), dilation=st.integers(1, 2),
-       channel_major=st.booleans())
+       batch_minor=st.booleans())
 def test_ops_on_threads_equal_the_ops_on_one(x, name, kernel, stride, padding, dilation,
-                                             channel_major):
+                                             batch_minor):
     if padding > kernel // 2:
         padding = 0                                      # pooling allows at most half the kernel
     if (kernel - 1) * dilation + 1 > min(x.shape[2:]) + 2 * padding:
         dilation = 1
     op = OPS[name](dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation))
-    (y1, g1), (y3, g3) = _one_call_and_blocks(op, x, channel_major)
+    (y1, g1), (y3, g3) = _one_call_and_blocks(op, x, batch_minor)
     assert numpy.array_equal(y3, y1) and numpy.array_equal(g3, g1)
     assert y3.strides == y1.strides and g3.strides == g1.strides

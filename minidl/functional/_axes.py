@@ -3,7 +3,8 @@ import numpy
 
 from ._checks import is_integer
 
-__all__ = ["normalize_axes", "inverse_permutation", "numpy_alias", "sizes_argument"]
+__all__ = ["normalize_axes", "inverse_permutation", "memory_order", "numpy_alias",
+           "sizes_argument"]
 
 
 def normalize_axes(axis, ndim, op):
@@ -26,6 +27,14 @@ def normalize_axes(axis, ndim, op):
 def inverse_permutation(permutation):
     """The permutation that undoes ``permutation`` (a tuple, as device arrays need)."""
     return tuple(int(i) for i in numpy.argsort(permutation))
+
+
+def memory_order(array):
+    """The axes of ``array`` from the outermost in memory (largest stride) to the innermost.
+
+    Axes of equal stride (those of length 1) keep their order.
+    """
+    return tuple(sorted(range(array.ndim), key=lambda d: -abs(array.strides[d])))
 
 
 def numpy_alias(op, name, value, alias, alias_value):

@@ -3,12 +3,14 @@
 The two differ only in where a channel's sums come from (one process, or
 all-reduced over all of them); normalizing, the running-statistics update,
 the affine map and the closed-form input gradient are these functions.
-Every layout, (N, C), (N, C, L) and (N, C, H, W), is handled as an (N, C, S)
-view, S = 1, L or H*W, so a channel's m = N*S values are summed over axes 0 and 2.
+Every layout, (N, C), (N, C, L) and (N, C, H, W), is summed as an (R, C, S)
+view, so a channel's m = R*S values are summed over axes 0 and 2: R = 1 for
+the channel-major memory that convolutions leave, else R = N.
 """
 from .. import backend
+from ._axes import memory_order
 
-__all__ = ["BLOCK_BYTES", "channel_blocks", "grouped", "channel_dot", "channel_sum",
+__all__ = ["BLOCK_BYTES", "channel_blocks", "channel_dot", "channel_sum",
            "per_channel", "update_running", "scale_and_shift", "input_grad"]
 
 # About the size of a core's L2 cache: the passes of one block of channels then
@@ -27,30 +29,55 @@ def channel_blocks(a):
     pass is then a single kernel) one block covers all channels.
     """
     channels = a.shape[1]
-    if backend.device_of(a) != "cpu" or not a.swapaxes(0, 1).flags.c_contiguous:
+    if backend.device_of(a) != "cpu" or _channel_rows(a) is None:
         return [slice(0, channels)]
     step = max(1, BLOCK_BYTES // max(1, a.size // channels * a.itemsize))
     return [slice(start, start + step) for start in range(0, channels, step)]
 
 
-def grouped(a):
-    """(N, C), (N, C, L) or (N, C, H, W) -> an (N, C, S) view."""
-    return a.reshape(a.shape[0], a.shape[1], -1)
+def _channel_rows(*arrays):
+    """The arrays (of one shape) as (C, m) views, channel c in row c; None if any needs a copy.
+
+    That needs channel-major memory, each channel one contiguous run, with the
+    other axes in the same order in every array (a convolution's (C, H, W, N)
+    output, or a (C, N, ...) array): then position k of row c names the same
+    element in all of them.
+    """
+    others = [d for d in memory_order(arrays[0]) if d != 1]
+    rows = [a.transpose(1, *others) for a in arrays]
+    if not all(r.flags.c_contiguous for r in rows):
+        return None
+    return [r.reshape(r.shape[0], -1) for r in rows]
+
+
+def _grouped(*arrays):
+    """The arrays (of one shape) as (R, C, S) views, grouped alike; channel c is [:, c, :].
+
+    Channel-major memory gives R = 1 and S = m, one contiguous row per
+    channel, whatever the batch size; other layouts give (N, C, S), S = 1, L
+    or H*W, rows of S values contiguous when the array is C-ordered.
+    """
+    rows = _channel_rows(*arrays)
+    if rows is not None:
+        return [r[None] for r in rows]
+    return [a.reshape(a.shape[0], a.shape[1], -1) for a in arrays]
 
 
 def channel_dot(a, b):
-    """sum over n and s of a[n, c, s] * b[n, c, s], for (N, C, S) arrays: shape (C,).
+    """sum of a * b over every axis but 1, for two arrays of one shape: shape (C,).
 
-    A batched (1, S) @ (S, 1) matrix product computes every (n, c) dot product
-    with BLAS: no full-size temporary, and blocked float32 accumulation (more
-    accurate than one running sum over N*S terms).
+    A batched (1, S) @ (S, 1) matrix product over the (R, C, S) views computes
+    every (r, c) dot product with BLAS: no full-size temporary, and blocked
+    float32 accumulation (more accurate than one running sum over all S terms).
     """
+    a, b = _grouped(a, b)
     return (a[:, :, None, :] @ b[:, :, :, None]).sum(axis=(0, 2, 3))
 
 
 def channel_sum(a):
-    """sum over n and s of a[n, c, s], for an (N, C, S) array: one matrix-vector product."""
+    """sum of ``a`` over every axis but 1: shape (C,); a matrix-vector product over (R, C, S)."""
     xp = backend.get_array_module(a)
+    (a,) = _grouped(a)
     return (a @ xp.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
 
 

@@ -15,7 +15,7 @@ with ``g = o // (O/G)`` the group of output channel o, and
     OH = (H + pt + pb - dh*(KH - 1) - 1) // sh + 1   (likewise OW).
 
 im2col copies every receptive field into one column of a matrix ``col`` of
-shape (C*KH*KW, N*OH*OW); its rows come channel by channel, so they split
+shape (C*KH*KW, OH*OW*N); its rows come channel by channel, so they split
 into G blocks, one per group, and the whole layer is one batched matrix
 product ``y[g] = w[g] @ col[g]`` over the groups (one plain product when
 G = 1).  The gradients are batched products too: ``dw[g] = dy[g] @ col[g]^T``
@@ -50,25 +50,47 @@ def _is_pointwise(kernel, stride, padding):
     return kernel == (1, 1) and stride == (1, 1) and padding == ((0, 0), (0, 0))
 
 
+def _nchw(memory):
+    """A (C, H, W, N) array seen as (N, C, H, W): a view, no copy."""
+    return memory.transpose(3, 0, 1, 2)
+
+
+def _batch_minor(x):
+    """(N, C, H, W) ``x`` over (C, H, W, N) memory: ``x`` itself when it lies so, else a copy.
+
+    Convolutions leave their output so (see :class:`Conv2d`), so only a
+    network's input (C-ordered NCHW from the data) is copied, once.
+    """
+    xp = backend.get_array_module(x)
+    return _nchw(xp.ascontiguousarray(x.transpose(1, 2, 3, 0)))
+
+
+def _rows(x):
+    """The (C, H*W*N) matrix of batch-minor ``x``: row c holds channel c, pixel by pixel."""
+    return _batch_minor(x).transpose(1, 2, 3, 0).reshape(x.shape[1], -1)
+
+
 def _im2col(x, kernel, stride, padding, dilation, out):
-    """The (C*KH*KW, N*OH*OW) column matrix of ``x``: one receptive field per column.
+    """The (C*KH*KW, OH*OW*N) column matrix of ``x``: one receptive field per column.
 
     Rows run over (c, u, v) in the order of the flattened weight, columns over
-    (n, i, j).  This layout makes the forward product and both backward
-    products read contiguous (or plainly transposed) operands.  One slice copy
-    per kernel offset (u, v) fills ``col[c, u, v, n, i, j] = xpad[n, c, i*sh +
-    u*dh, j*sw + v*dw]`` straight from ``x``, moving runs of OW neighbouring
-    pixels at a time; entries that fall in the padding keep the zeros of the
-    fresh matrix, so no padded copy of ``x`` is made.
+    (i, j, n), the batch innermost, as activations lie between convolutions.
+    This layout makes the forward product and both backward products read
+    contiguous (or plainly transposed) operands.  One slice copy per kernel
+    offset (u, v) fills ``col[c, u, v, i, j, n] = xpad[n, c, i*sh + u*dh, j*sw
+    + v*dw]`` straight from ``x``; with the batch innermost in both, each copy
+    moves runs of N (for stride 1, OW*N) neighbouring values at a time.
+    Entries that fall in the padding keep the zeros of the fresh matrix, so no
+    padded copy of ``x`` is made.
     """
     tp = backend.threaded(backend.get_array_module(x))
     n, c, h, w = x.shape
-    col = tp.zeros((c, kernel[0], kernel[1], n, out[0], out[1]), dtype=x.dtype)
-    channels_first = x.transpose(1, 0, 2, 3)                       # a view, as col is laid out
+    col = tp.zeros((c, kernel[0], kernel[1], out[0], out[1], n), dtype=x.dtype)
+    x = _batch_minor(x)
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        tp.copyto(col[:, u, v][target], channels_first[source])
-    return col.reshape(c * kernel[0] * kernel[1], n * out[0] * out[1])
+        tp.copyto(_nchw(col[:, u, v])[target], x[source])
+    return col.reshape(c * kernel[0] * kernel[1], out[0] * out[1] * n)
 
 
 def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
@@ -77,19 +99,19 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
     Windows overlap when the stride is smaller than the dilated kernel, so a
     pixel collects the sum of all its copies; entries that came from the
     padding are dropped.  One slice-add per kernel offset does this for all
-    windows.  The (N, C, H, W) gradient is returned as a view of channel-major
-    (C, N, H, W) memory, the layout of the convolution's output (see
+    windows.  The (N, C, H, W) gradient is returned batch-minor, as a view of
+    (C, H, W, N) memory, the layout of the convolution's output (see
     :class:`Conv2d`).
     """
     tp = backend.threaded(backend.get_array_module(col))
     n, c, h, w = x_shape
-    col = col.reshape(c, kernel[0], kernel[1], n, out[0], out[1])
-    channels_first = tp.zeros((c, n, h, w), dtype=col.dtype)
+    col = col.reshape(c, kernel[0], kernel[1], out[0], out[1], n)
+    gx = _nchw(tp.zeros((c, h, w, n), dtype=col.dtype))
     for u, v, source, target in kernel_offsets((h, w), kernel, stride, padding[0], out,
                                                dilation):
-        pixels = channels_first[source]
-        tp.add(pixels, col[:, u, v][target], out=pixels)
-    return channels_first.transpose(1, 0, 2, 3)
+        pixels = gx[source]
+        tp.add(pixels, _nchw(col[:, u, v])[target], out=pixels)
+    return gx
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -97,7 +119,7 @@ def _col2im(col, x_shape, kernel, stride, padding, dilation, out):
 class Conv2d(Function):
     """y = conv(x, w) + b as the batched product ``Y[g] = W[g] @ col[g]`` over G groups.
 
-    With M = N*OH*OW and K = C/G*KH*KW, ``col`` (C*KH*KW, M) is viewed as
+    With M = OH*OW*N and K = C/G*KH*KW, ``col`` (C*KH*KW, M) is viewed as
     (G, K, M), ``W = w.reshape(G, O/G, K)`` and dY (dy arranged as (O, M)) as
     (G, O/G, M):
 
@@ -108,26 +130,26 @@ class Conv2d(Function):
     W is block-diagonal in effect: group g's filters meet only group g's
     rows of ``col``, so no product with the zeros off the blocks is formed.
 
-    Layout: the product gives Y as (O, N, OH, OW), channel-major, and the
-    output is that memory seen as (N, O, OH, OW) through a transposed view,
-    not copied.  Elementwise ops, batch norm, maxout and pooling keep the
-    layout, so the next convolution finds its input channel-major already:
-    for a 1x1 kernel with stride 1 and no padding ``col`` *is* ``x`` seen as
-    (C, N*H*W), and im2col reads contiguous planes.  Backward likewise gets dY
-    channel-major and returns dx so.  (Products batched over the samples,
-    ``Y_n = W @ x_n``, would need no layout at all, but N small products ran
-    up to five times slower than one large one with two BLAS threads on a
-    loaded machine; see ``docs/convolution.md``.)
+    Layout: the product gives Y as (O, OH, OW, N), channel-major with the
+    batch innermost (cuda-convnet's layout), and the output is that memory seen
+    as (N, O, OH, OW) through a transposed view, not copied.  Elementwise ops,
+    batch norm, maxout and pooling keep the layout, so the next convolution
+    finds its input laid out already: for a 1x1 kernel with stride 1 and no
+    padding ``col`` *is* ``x`` seen as (C, H*W*N).  With the batch innermost,
+    each window offset of im2col, col2im and pooling moves runs of N
+    neighbours rather than of one image row (OW), which took col2im of NIN's
+    5x5 layer from 25-26 to 12-15 ms at batch 32.  Backward likewise gets dY in this
+    layout and returns dx so.  (Products batched over the samples, ``Y_n = W @
+    x_n``, would need no layout at all, but N small products ran up to five
+    times slower than one large one with two BLAS threads on a loaded machine;
+    see ``docs/convolution.md``.)
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):
         n, c, h, wd = x.shape
         o, _, kh, kw = w.shape
         self.pointwise = _is_pointwise((kh, kw), stride, padding)
-        if self.pointwise:
-            col = x.transpose(1, 0, 2, 3).reshape(c, n * h * wd)
-        else:
-            col = _im2col(x, (kh, kw), stride, padding, dilation, out)
+        col = _rows(x) if self.pointwise else _im2col(x, (kh, kw), stride, padding, dilation, out)
         col = col.reshape(groups, -1, col.shape[1])
         wg = w.reshape(groups, o // groups, -1)
         y = (wg @ col).reshape(o, -1)
@@ -137,22 +159,22 @@ class Conv2d(Function):
         self.geometry, self.groups = ((kh, kw), stride, padding, dilation, out), groups
         self.wg = wg if self.needs_input_grad[0] else None
         self.col = col if self.needs_input_grad[1] else None
-        return y.reshape(o, n, out[0], out[1]).transpose(1, 0, 2, 3)
+        return _nchw(y.reshape(o, out[0], out[1], n))
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        gy3 = gy.transpose(1, 0, 2, 3).reshape(self.groups, gy.shape[1] // self.groups, -1)
+        gy3 = _rows(gy).reshape(self.groups, gy.shape[1] // self.groups, -1)
         gx = gw = None
         if self.needs_input_grad[0]:
             gcol = (self.wg.transpose(0, 2, 1) @ gy3).reshape(-1, gy3.shape[2])
             if self.pointwise:
                 n, c, h, w = self.x_shape
-                gx = gcol.reshape(c, n, h, w).transpose(1, 0, 2, 3)
+                gx = _nchw(gcol.reshape(c, h, w, n))
             else:
                 gx = _col2im(gcol, self.x_shape, *self.geometry)
         if self.needs_input_grad[1]:
             # (col @ dY^T)^T equals dY @ col^T but runs about twice as fast on
-            # OpenBLAS: the long N*OH*OW axis is then contiguous in both operands.
+            # OpenBLAS: the long OH*OW*N axis is then contiguous in both operands.
             gw = xp.ascontiguousarray((self.col @ gy3.transpose(0, 2, 1)).transpose(0, 2, 1))
             gw = gw.reshape(self.w_shape)
         if not self.has_bias:

@@ -1,6 +1,7 @@
 """Inverted dropout (Srivastava et al., 2014), as maxout networks were trained with it."""
 from .. import backend
 from ..autograd import Function
+from ._axes import inverse_permutation, memory_order
 from ._checks import check_flag, check_number, check_tensor
 
 __all__ = ["dropout"]
@@ -12,11 +13,17 @@ class Dropout(Function):
     Scaling the kept units by 1 / (1 - p) makes E[y] = x, so evaluation needs
     no rescaling.  dx = dy * mask, with the mask of the forward pass.  Only
     the boolean ``keep`` is stored (a quarter of a float32 mask); each pass
-    multiplies by it and then scales in place.
+    multiplies by it and then scales in place.  The uniform numbers are drawn
+    in x's memory order, so ``keep`` lies in memory as x does and each pass
+    walks both in step (a C-ordered mask on a convolution's (C, H, W, N)
+    output took the passes from 6 to 15 ms on NIN at batch 32).
     """
 
     def forward(self, x, p):
-        keep = backend.random_uniform(x.shape, x.dtype, backend.device_of(x)) >= p
+        order = memory_order(x)
+        draws = backend.random_uniform(tuple(x.shape[d] for d in order), x.dtype,
+                                       backend.device_of(x))
+        keep = draws.transpose(inverse_permutation(order)) >= p
         self.scale = 1 / (1 - p)
         self.keep = keep
         tp = backend.threaded(backend.get_array_module(x))

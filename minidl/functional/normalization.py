@@ -1,17 +1,16 @@
 """Batch normalization (Ioffe & Szegedy, 2015) with a closed-form backward pass.
 
 Statistics are per feature over N for (N, C) input, over N and L for (N, C, L)
-and per channel over N, H, W for (N, C, H, W) input.  Every layout is handled
-as an (N, C, S) view, S = 1, L or H*W, so a channel's m = N*S values are
-summed over axes 0 and 2 (the helpers of ``_batch_norm.py``, shared with
-``nn.SyncBatchNorm``).  The
-derivation of the backward pass is in ``docs/batch_norm.md``.
+and per channel over N, H, W for (N, C, H, W) input: a channel's sums run
+over every axis but 1, in whatever memory layout the input has (the helpers
+of ``_batch_norm.py``, shared with ``nn.SyncBatchNorm``).  The derivation of
+the backward pass is in ``docs/batch_norm.md``.
 """
 import math
 
 from .. import backend
 from ..autograd import Function, Tensor
-from ._batch_norm import (channel_blocks, channel_dot, channel_sum, grouped, input_grad,
+from ._batch_norm import (channel_blocks, channel_dot, channel_sum, input_grad,
                           per_channel, scale_and_shift, update_running)
 from ._checks import check_flag, check_like, check_number, check_tensor
 
@@ -49,9 +48,9 @@ class BatchNormTrain(Function):
         mean, var, invstd = xp.empty((3, x.shape[1]), dtype=x.dtype)
         for c in channel_blocks(x):                # each pass then re-reads cache, not memory
             xc, xhatc = x[:, c], xhat[:, c]
-            mean[c] = channel_sum(grouped(xc)) / m
+            mean[c] = channel_sum(xc) / m
             xp.subtract(xc, per_channel(mean[c], x.ndim), out=xhatc)
-            var[c] = channel_dot(grouped(xhatc), grouped(xhatc)) / m
+            var[c] = channel_dot(xhatc, xhatc) / m
             invstd[c] = 1 / xp.sqrt(var[c] + eps)
             xhatc *= per_channel(invstd[c], x.ndim)
             scale_and_shift(xhatc, _block(gamma, c), _block(beta, c), out=y[:, c])
@@ -68,8 +67,8 @@ class BatchNormTrain(Function):
         scale = self.invstd if self.gamma is None else self.gamma * self.invstd
         for c in channel_blocks(xhat):
             gyc, xhatc = gy[:, c], xhat[:, c]
-            dbeta[c] = channel_sum(grouped(gyc))
-            dgamma[c] = channel_dot(grouped(gyc), grouped(xhatc))
+            dbeta[c] = channel_sum(gyc)
+            dgamma[c] = channel_dot(gyc, xhatc)
             if gx is not None:
                 input_grad(gyc, xhatc, scale[c], dbeta[c], dgamma[c], m, out=gx[:, c])
         grads = [gx]
@@ -116,9 +115,9 @@ class BatchNormEval(Function):
         grads = [gy * per_channel(self.scale, ndim) if self.needs_input_grad[0] else None]
         if self.gamma is not None:
             xhat = (self.x - per_channel(self.mean, ndim)) * per_channel(self.invstd, ndim)
-            grads.append(channel_dot(grouped(gy), grouped(xhat)))
+            grads.append(channel_dot(gy, xhat))
         if self.has_beta:
-            grads.append(channel_sum(grouped(gy)))
+            grads.append(channel_sum(gy))
         return tuple(grads)
 
 

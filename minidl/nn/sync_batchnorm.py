@@ -10,7 +10,7 @@ derives why those two, and nothing else, must travel.
 from .. import backend
 from ..autograd import Function
 from ..distributed.comm import get_communicator
-from ..functional._batch_norm import (channel_dot, channel_sum, grouped, input_grad, per_channel,
+from ..functional._batch_norm import (channel_dot, channel_sum, input_grad, per_channel,
                                       scale_and_shift, update_running)
 from ..functional._checks import check_like
 from .layers import BatchNorm1d, BatchNorm2d
@@ -51,13 +51,13 @@ class SyncBatchNormTrain(Function):
         xp = backend.get_array_module(x)
         channels, ndim = x.shape[1], x.ndim
         totals = xp.empty(channels + 1, dtype=x.dtype)
-        totals[:channels] = channel_sum(grouped(x))
+        totals[:channels] = channel_sum(x)
         totals[channels] = x.size // channels
         communicator.all_reduce(totals)
         m = totals[channels]
         mean = totals[:channels] / m
         xhat = x - per_channel(mean, ndim)
-        squares = communicator.all_reduce(channel_dot(grouped(xhat), grouped(xhat)))
+        squares = communicator.all_reduce(channel_dot(xhat, xhat))
         var = squares / m
         invstd = 1 / xp.sqrt(var + eps)
         xhat *= per_channel(invstd, ndim)
@@ -68,8 +68,8 @@ class SyncBatchNormTrain(Function):
 
     def backward(self, gy):
         xp = backend.get_array_module(gy)
-        dbeta = channel_sum(grouped(gy))
-        dgamma = channel_dot(grouped(gy), grouped(self.xhat))
+        dbeta = channel_sum(gy)
+        dgamma = channel_dot(gy, self.xhat)
         grads = [None]
         if self.needs_input_grad[0]:
             sums = self.communicator.all_reduce(xp.concatenate([dbeta, dgamma]))

@@ -14,7 +14,7 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor, no_grad
-from ..functional._batch_norm import channel_dot, channel_sum, grouped, per_channel
+from ..functional._batch_norm import channel_dot, channel_sum, per_channel
 from ..functional._checks import check_flag, check_number
 from .layers import BatchNorm1d, BatchNorm2d
 from .sync_batchnorm import SyncBatchNorm
@@ -88,8 +88,8 @@ class _Moments:
 
     def add(self, x):
         m = x.size // x.shape[1]
-        mean = channel_sum(grouped(x)) / m
-        centered = grouped(x - per_channel(mean, x.ndim))
+        mean = channel_sum(x) / m
+        centered = x - per_channel(mean, x.ndim)
         squares = channel_dot(centered, centered)
         if self.count == 0:
             self.count, self.mean, self.squares = m, mean, squares
