@@ -32,7 +32,8 @@ def inverse_permutation(permutation):
 def memory_order(array):
     """The axes of ``array`` from the outermost in memory (largest stride) to the innermost.
 
-    Axes of equal stride (those of length 1) keep their order.
+    Ties (a length-1 axis may have any stride, a broadcast one has 0) keep
+    their order.
     """
     return tuple(sorted(range(array.ndim), key=lambda d: -abs(array.strides[d])))
 

@@ -4,8 +4,9 @@ The two differ only in where a channel's sums come from (one process, or
 all-reduced over all of them); normalizing, the running-statistics update,
 the affine map and the closed-form input gradient are these functions.
 Every layout, (N, C), (N, C, L) and (N, C, H, W), is summed as an (R, C, S)
-view, so a channel's m = R*S values are summed over axes 0 and 2: R = 1 for
-the channel-major memory that convolutions leave, else R = N.
+array (a view, or a copy where the memory allows none), so a channel's m =
+R*S values are summed over axes 0 and 2: R = 1 for the channel-major memory
+that convolutions leave, else R = N.
 """
 from .. import backend
 from ._axes import memory_order
@@ -51,11 +52,12 @@ def _channel_rows(*arrays):
 
 
 def _grouped(*arrays):
-    """The arrays (of one shape) as (R, C, S) views, grouped alike; channel c is [:, c, :].
+    """The arrays (of one shape) as (R, C, S) arrays, grouped alike; channel c is [:, c, :].
 
-    Channel-major memory gives R = 1 and S = m, one contiguous row per
-    channel, whatever the batch size; other layouts give (N, C, S), S = 1, L
-    or H*W, rows of S values contiguous when the array is C-ordered.
+    Channel-major memory gives views with R = 1 and S = m, one contiguous row
+    per channel, whatever the batch size; other layouts give (N, C, S), S = 1,
+    L or H*W: views with rows of S contiguous values when the array is
+    C-ordered, else copies (a broadcast dy, say).
     """
     rows = _channel_rows(*arrays)
     if rows is not None:

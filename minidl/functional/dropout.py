@@ -40,7 +40,9 @@ def dropout(x, p=0.5, training=True):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p).
 
     The mask is drawn with ``minidl.backend.random_uniform``, so
-    ``minidl.manual_seed`` makes it reproducible.  When not training, or with
+    ``minidl.manual_seed`` makes it reproducible; the numbers are drawn in
+    x's memory order, so the same values laid out differently in memory (a
+    convolution's output and its C-ordered copy) get different masks.  When not training, or with
     ``p == 0``, ``x`` itself is returned.  ``p`` must be in [0, 1).
     """
     check_tensor("dropout", "x", x)
