@@ -246,10 +246,13 @@ def _keep_host_memory():
     By default glibc serves every allocation above 32 MiB (all of a training
     step's activations) with a fresh ``mmap`` and unmaps it when freed, so each
     step page-faults all its activation memory in again, zero-filled by the
-    kernel.  With mmap off (``M_MMAP_MAX = 0``) and up to 1 GiB of freed heap
-    kept (``M_TRIM_THRESHOLD``), the next step reuses those pages: the MIN
-    step at batch 128 ran 1.8x faster at the same peak resident size
-    (``benchmarks/README.md``).  Called once, when this module loads, it
+    kernel.  With mmap off (``M_MMAP_MAX = 0``) and the heap never trimmed
+    (``M_TRIM_THRESHOLD = -1``), the next step reuses those pages: the MIN
+    step at batch 128 ran 1.8x faster at the same peak resident size.  (A
+    trim threshold of 1 GiB still gave the freed top of the heap back every
+    other step at batch 128: the NIN-BN step took 1.6 and 2.5 s by turns,
+    1.5 s untrimmed; ``benchmarks/README.md``, change 12.)  The process keeps
+    its peak heap until it exits.  Called once, when this module loads, it
     applies the setting unless ``MINIDL_HOST_ALLOCATOR=system`` asks for
     glibc's own; it affects the whole process, and does nothing without
     glibc.  Returns whether the setting was applied.
@@ -265,7 +268,7 @@ def _keep_host_memory():
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):     # no C library by that name, or not glibc
         return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 30))
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, -1))
 
 
 host_memory_kept = _keep_host_memory()
