@@ -152,6 +152,22 @@ def test_host_allocator_keeps_memory_unless_told_not_to(setting, kept):
     assert result.stdout.strip() == str(kept), result.stderr
 
 
+def test_kept_host_memory_is_never_trimmed(monkeypatch):
+    """Large blocks come from the heap, and the heap is never trimmed: a trim threshold of
+    1 GiB still handed the freed top back to the kernel every other step at batch 128."""
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, parameter, value):
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.delenv("MINIDL_HOST_ALLOCATOR", raising=False)
+    monkeypatch.setattr(backend.ctypes, "CDLL", lambda name: FakeLibc())
+    assert backend._keep_host_memory()
+    assert calls == [(-4, 0), (-1, -1)]        # M_MMAP_MAX = 0; M_TRIM_THRESHOLD = -1: never
+
+
 def test_unknown_host_allocator_setting_is_named():
     env = dict(os.environ, MINIDL_HOST_ALLOCATOR="fast")
     result = subprocess.run([sys.executable, "-c", "import minidl"], env=env,
