@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import minidl
 import minidl.functional as F
-from minidl import gradcheck
+from minidl import backend, gradcheck
 from minidl.functional import conv
 from minidl.functional.conv import conv2d
 
@@ -234,8 +234,13 @@ def test_layers_between_convolutions_keep_the_batch_minor_layout(device):
               ("dropout", dropped), ("1x1", out)]
     for name, t in layers:
         assert batch_minor(t.data), name
+    assert batch_minor(dropped.creator.keep)          # the mask lies as its input does
     if device == "cpu":
         assert numpy.shares_memory(out.creator.col, dropped.data)    # no copy of the input
+    xp = backend.get_array_module(rectified.data)
+    for name, t in (("relu", rectified), ("dropout", dropped)):    # a broadcast dy, as from
+        spread = xp.broadcast_to(xp.ones((1, 1, 1, 1)), t.shape)     # global pooling, still
+        assert batch_minor(t.creator.backward(spread)), name       # gives dx in x's layout
     grad = minidl.ones_like(out).data
     for name, t in reversed(layers):              # each op's input gradient, output to input
         grads = t.creator.backward(grad)

@@ -54,8 +54,10 @@ class ReLU(Function):
         return tp.maximum(x, 0, out=tp.empty_like(x))
 
     def backward(self, gy):
+        # dx in x's layout, whatever dy's (a broadcast dy from global pooling, say).
         tp = backend.threaded(backend.get_array_module(gy))
-        return tp.multiply(gy, self.positive, out=tp.empty_like(gy))
+        gx = tp.empty_like(self.positive, dtype=gy.dtype)
+        return tp.multiply(gy, self.positive, out=gx)
 
 
 class Softmax(Function):

@@ -146,7 +146,7 @@ class Conv2d(Function):
     """
 
     def forward(self, x, w, b, stride, padding, dilation, groups, out):
-        n, c, h, wd = x.shape
+        n = x.shape[0]
         o, _, kh, kw = w.shape
         self.pointwise = _is_pointwise((kh, kw), stride, padding)
         col = _rows(x) if self.pointwise else _im2col(x, (kh, kw), stride, padding, dilation, out)

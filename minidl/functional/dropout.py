@@ -32,7 +32,7 @@ class Dropout(Function):
 
     def backward(self, gy):
         tp = backend.threaded(backend.get_array_module(gy))
-        gx = tp.multiply(gy, self.keep, out=tp.empty_like(gy))
+        gx = tp.multiply(gy, self.keep, out=tp.empty_like(self.keep, dtype=gy.dtype))  # x's layout
         return tp.multiply(gx, self.scale, out=gx)
 
 
@@ -42,8 +42,9 @@ def dropout(x, p=0.5, training=True):
     The mask is drawn with ``minidl.backend.random_uniform``, so
     ``minidl.manual_seed`` makes it reproducible; the numbers are drawn in
     x's memory order, so the same values laid out differently in memory (a
-    convolution's output and its C-ordered copy) get different masks.  When not training, or with
-    ``p == 0``, ``x`` itself is returned.  ``p`` must be in [0, 1).
+    convolution's output and its C-ordered copy) get different masks.  When
+    not training, or with ``p == 0``, ``x`` itself is returned.  ``p`` must
+    be in [0, 1).
     """
     check_tensor("dropout", "x", x)
     p = check_number("dropout", "p", p, low=0, high=1, high_open=True)

@@ -74,8 +74,8 @@ class _Pool2d(Function):
         """dx from ``contribution(u, v)``, the (..., OH, OW) gradient reaching offset (u, v).
 
         Windows overlap when the stride is smaller than a window's span
-        (dilation included); the
-        slice-adds then accumulate every window's share in the same pixel.
+        (dilation included); the slice-adds then accumulate every window's
+        share in the same pixel.
         """
         tp = backend.threaded(backend.get_array_module(gy))
         gx = tp.zeros_like(gy, shape=self.x_shape)                     # gy's layout
